@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages dog needs to build, test and benchmark.
+# Idempotent: installs only what is missing, so it is safe to run on every build.
+# Usage: scripts/setup.sh [--bench]   (--bench adds wrk and nginx for bench/front-door)
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake ninja-build ccache pkg-config
+  libasio-dev libcapnp-dev capnproto libsodium-dev catch2
+  nlohmann-json3-dev libcli11-dev
+  node-llhttp
+  python3 python3-websockets   # a real WebSocket client for integration tests
+  iproute2 nftables procps
+)
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk nginx-light linux-perf); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
