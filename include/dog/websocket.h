@@ -1,0 +1,43 @@
+// dog/websocket.h — one accepted WebSocket, as user code sees it.
+//
+// Contract
+// --------
+// * A WebSocket is owned by one loop; call it only from that loop's thread.
+// * send() never blocks and never fails loudly: frames queue in memory up to the server's
+//   per-connection cap and are written in batches (one writev per loop turn, however many
+//   frames are pending). A peer that lets the queue pass the cap is disconnected, and the
+//   handler's on_close sees 1006 — memory stays bounded whatever the client does.
+// * After close() (or once the connection is closing), send() returns false and drops the data.
+// * This is an interface so that later layers can hand user code a WebSocket whose client is
+//   connected to another node.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace dog::http {
+
+class WebSocket {
+ public:
+  virtual ~WebSocket() = default;
+
+  // Queues one message. Returns false if the socket is closing or closed (data dropped).
+  virtual bool send(std::string_view data, bool text = true) = 0;
+
+  // Queues bytes that are already one or more encoded server frames (ws::encode_frame). Lets a
+  // fan-out encode a message once and hand the same bytes to many sockets.
+  virtual bool send_encoded(std::string_view frames) = 0;
+
+  // Starts the closing handshake with `code` (1000..4999, not 1005/1006/1015) and `reason`.
+  virtual void close(uint16_t code = 1000, std::string_view reason = {}) = 0;
+
+  virtual bool is_open() const = 0;
+
+  // Process-unique id of this connection.
+  virtual uint64_t id() const = 0;
+
+  // Bytes queued but not yet accepted by the kernel.
+  virtual size_t buffered_bytes() const = 0;
+};
+
+}  // namespace dog::http

@@ -1,0 +1,377 @@
+#include "node/http/connection.h"
+
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <cstdio>
+
+#include "node/http/handshake.h"
+#include "node/http/ws_session.h"
+
+namespace dog::node {
+
+struct ParserCallbacks {
+  static HttpConnection* self(llhttp_t* p) { return static_cast<HttpConnection*>(p->data); }
+  static int message_begin(llhttp_t* p) { return self(p)->on_message_begin(); }
+  static int url(llhttp_t* p, const char* at, size_t n) { return self(p)->on_url(at, n); }
+  static int field(llhttp_t* p, const char* at, size_t n) { return self(p)->on_header_field(at, n); }
+  static int value(llhttp_t* p, const char* at, size_t n) { return self(p)->on_header_value(at, n); }
+  static int headers_complete(llhttp_t* p) { return self(p)->on_headers_complete(); }
+  static int body(llhttp_t* p, const char* at, size_t n) { return self(p)->on_body(at, n); }
+  static int message_complete(llhttp_t* p) { return self(p)->on_message_complete(); }
+  static const llhttp_settings_t* settings() {
+    static const llhttp_settings_t s = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = message_begin;
+      s.on_url = url;
+      s.on_header_field = field;
+      s.on_header_value = value;
+      s.on_headers_complete = headers_complete;
+      s.on_body = body;
+      s.on_message_complete = message_complete;
+      return s;
+    }();
+    return &s;
+  }
+};
+
+HttpConnection::HttpConnection(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::socket socket)
+    : server_(std::move(server)), socket_(std::move(socket)), timer_(server_->loop.io()) {
+  server_->connections.insert(this);
+  server_->stats.connections_accepted++;
+  server_->stats.connections_open++;
+  llhttp_init(&parser_, HTTP_REQUEST, ParserCallbacks::settings());
+  parser_.data = this;
+}
+
+HttpConnection::~HttpConnection() {
+  server_->connections.erase(this);
+  server_->stats.connections_open--;
+  server_->maybe_drained();
+}
+
+// ---- llhttp callbacks: collect the request, enforce limits -------------------------------
+
+int HttpConnection::reject(int status, const char* why) {
+  reject_status_ = status;
+  reject_why_ = why;
+  return -1;
+}
+
+int HttpConnection::on_message_begin() {
+  phase_ = Phase::kHeaders;
+  header_deadline_ = Clock::now() + server_->config.header_timeout;
+  set_deadline(header_deadline_);
+  req_.method.clear();
+  req_.target.clear();
+  req_.headers.clear();
+  req_.body.clear();
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+  header_bytes_ = 0;
+  message_done_ = false;
+  return 0;
+}
+
+int HttpConnection::on_url(const char* at, size_t n) {
+  if (req_.target.size() + n > server_->config.max_url_bytes) return reject(414, "request-target too long");
+  req_.target.append(at, n);
+  return 0;
+}
+
+void HttpConnection::commit_header() {
+  req_.headers.add(std::move(field_), std::move(value_));
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+}
+
+int HttpConnection::on_header_field(const char* at, size_t n) {
+  if (in_value_) {
+    if (req_.headers.size() + 1 >= server_->config.max_headers) return reject(431, "too many header fields");
+    commit_header();
+  }
+  header_bytes_ += n;
+  if (header_bytes_ > server_->config.max_header_bytes) return reject(431, "request headers too large");
+  field_.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_header_value(const char* at, size_t n) {
+  in_value_ = true;
+  header_bytes_ += n;
+  if (header_bytes_ > server_->config.max_header_bytes) return reject(431, "request headers too large");
+  value_.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_headers_complete() {
+  if (in_value_) commit_header();
+  req_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  req_.version_minor = parser_.http_major > 1 ? 1 : parser_.http_minor;
+  if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > server_->config.max_body_bytes)
+    return reject(413, "request body too large");
+  auto expect = req_.headers.get("expect");
+  if (expect && http::iequals(*expect, "100-continue")) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  phase_ = Phase::kBody;
+  set_deadline(Clock::now() + server_->config.idle_timeout);
+  return 0;
+}
+
+int HttpConnection::on_body(const char* at, size_t n) {
+  if (req_.body.size() + n > server_->config.max_body_bytes) return reject(413, "request body too large");
+  req_.body.append(at, n);
+  return 0;
+}
+
+int HttpConnection::on_message_complete() {
+  message_done_ = true;
+  keep_alive_ = llhttp_should_keep_alive(&parser_);
+  phase_ = Phase::kHandling;
+  // Pause so the handler runs before the next pipelined request is parsed. An upgrade pauses
+  // by itself (HPE_PAUSED_UPGRADE).
+  return parser_.upgrade ? 0 : HPE_PAUSED;
+}
+
+// ---- the connection loop ------------------------------------------------------------------
+
+asio::awaitable<void> HttpConnection::run() {
+  auto self = shared_from_this();
+  try {
+    set_deadline(Clock::now() + server_->config.idle_timeout);
+    for (;;) {
+      while (in_off_ < in_len_) {
+        const char* base = rbuf_ + in_off_;
+        llhttp_errno_t err = llhttp_execute(&parser_, base, in_len_ - in_off_);
+        if (err == HPE_OK) {
+          in_off_ = in_len_;
+          break;
+        }
+        if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+          in_off_ += llhttp_get_error_pos(&parser_) - base;
+          if (err == HPE_PAUSED) llhttp_resume(&parser_);
+          bool keep = co_await handle_request(err == HPE_PAUSED_UPGRADE);
+          if (closed_) co_return;  // handed to a WebSocket, or closed by a timeout
+          if (!keep || draining_) {
+            co_await flush();
+            close_socket();
+            co_return;
+          }
+          if (out_.size() >= (64 << 10) && !co_await flush()) co_return;
+          continue;
+        }
+        // Malformed or over a limit: answer once, then close.
+        server_->stats.bad_requests++;
+        if (reject_status_ != 0) write_error(reject_status_, reject_why_);
+        else write_error(400, llhttp_get_error_reason(&parser_));
+        co_await flush();
+        close_socket();
+        co_return;
+      }
+      in_off_ = in_len_ = 0;
+      if (!out_.empty() && !co_await flush()) co_return;
+      if (draining_ && phase_ == Phase::kIdle) {
+        close_socket();
+        co_return;
+      }
+      set_deadline(phase_ == Phase::kHeaders ? header_deadline_
+                                             : Clock::now() + server_->config.idle_timeout);
+      std::error_code ec;
+      size_t n = co_await socket_.async_read_some(asio::buffer(rbuf_),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+      if (ec || closed_) {
+        close_socket();
+        co_return;
+      }
+      in_len_ = n;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dog: http connection error: %s\n", e.what());
+    close_socket();
+  }
+}
+
+asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
+  server_->stats.requests++;
+  req_.id = server_->next_id++;
+  set_deadline(Clock::time_point::max());  // the handler's time is not the client's fault
+  bool wants_ws = req_.is_websocket_upgrade();
+  if (wants_ws) {
+    auto check = http::ws::check_upgrade(req_);
+    if (check.status != 0) {
+      server_->stats.bad_requests++;
+      write_error(check.status, check.reason);
+      co_return false;
+    }
+  }
+  http::Response resp;
+  try {
+    resp = co_await server_->handler(req_);
+  } catch (const std::exception& e) {
+    server_->stats.handler_errors++;
+    std::fprintf(stderr, "dog: handler failed for %s %s: %s\n", req_.method.c_str(), req_.target.c_str(), e.what());
+    resp = http::Response::text(500, "internal error\n");
+  }
+  if (closed_) co_return false;
+  if (resp.websocket) {
+    if (wants_ws && upgrade) co_return co_await this->upgrade(resp);
+    server_->stats.bad_requests++;
+    write_error(426, "this resource needs a WebSocket upgrade");
+    co_return false;
+  }
+  if (upgrade || draining_) keep_alive_ = false;  // cannot parse on after a declined upgrade
+  const bool head = req_.method == "HEAD";
+  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  if (resp.stream && !bodiless) {
+    const bool chunked = req_.version_minor >= 1;
+    if (!chunked) keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
+    write_head(resp, head, chunked, 0);
+    if (!head) {
+      for (;;) {
+        if (!co_await flush()) co_return false;
+        std::optional<std::string> chunk;
+        try {
+          chunk = co_await resp.stream();
+        } catch (const std::exception& e) {
+          // Headers are gone; the only honest signal left is an incomplete body.
+          server_->stats.handler_errors++;
+          std::fprintf(stderr, "dog: body stream failed: %s\n", e.what());
+          close_socket();
+          co_return false;
+        }
+        if (!chunk) break;
+        if (chunk->empty()) continue;
+        if (chunked) {
+          char len[20];
+          int k = std::snprintf(len, sizeof len, "%zx\r\n", chunk->size());
+          out_.append(len, k).append(*chunk).append("\r\n");
+        } else {
+          out_.append(*chunk);
+        }
+      }
+      if (chunked) out_.append("0\r\n\r\n");
+    }
+  } else {
+    write_head(resp, head, false, bodiless ? 0 : resp.body.size());
+    if (!head && !bodiless) out_.append(resp.body);
+  }
+  phase_ = Phase::kIdle;
+  co_return keep_alive_;
+}
+
+void HttpConnection::write_head(const http::Response& resp, bool head_only, bool chunked, size_t length) {
+  char line[64];
+  auto reason = http::reason_phrase(resp.status);
+  int k = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", resp.status);
+  out_.append(line, k).append(reason).append("\r\n");
+  for (const auto& h : resp.headers) {
+    if (http::iequals(h.name, "content-length") || http::iequals(h.name, "transfer-encoding") || http::iequals(h.name, "connection"))
+      continue;  // framing headers are the server's to write
+    out_.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
+  if (chunked) {
+    out_.append("Transfer-Encoding: chunked\r\n");
+  } else if (!bodiless && !resp.stream) {
+    k = std::snprintf(line, sizeof line, "Content-Length: %zu\r\n", length);
+    out_.append(line, k);
+  }
+  if (!keep_alive_) out_.append("Connection: close\r\n");
+  else if (req_.version_minor == 0) out_.append("Connection: keep-alive\r\n");
+  out_.append("\r\n");
+  (void)head_only;  // HEAD gets the same head as GET; the caller omits the body
+}
+
+void HttpConnection::write_error(int status, std::string_view why) {
+  keep_alive_ = false;
+  auto resp = http::Response::text(status, std::string(why) + "\n");
+  if (status == 426) resp.headers.add("Sec-WebSocket-Version", "13");
+  write_head(resp, false, false, resp.body.size());
+  out_.append(resp.body);
+}
+
+asio::awaitable<bool> HttpConnection::upgrade(http::Response& resp) {
+  auto key = req_.headers.get("sec-websocket-key");
+  out_.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+  out_.append("Sec-WebSocket-Accept: ").append(http::ws::accept_key(*key)).append("\r\n");
+  for (const auto& h : resp.headers) out_.append(h.name).append(": ").append(h.value).append("\r\n");
+  out_.append("\r\n");
+  if (!co_await flush()) co_return false;
+  closed_ = true;  // the socket now belongs to the WebSocket session
+  timer_.cancel();
+  auto session = std::make_shared<WsSession>(server_, std::move(socket_), std::move(resp.websocket), req_.id);
+  session->start(std::string_view(rbuf_ + in_off_, in_len_ - in_off_));
+  co_return false;
+}
+
+asio::awaitable<bool> HttpConnection::flush() {
+  if (out_.empty() || closed_) co_return !closed_;
+  Phase was = phase_;
+  phase_ = Phase::kWriting;
+  set_deadline(Clock::now() + server_->config.idle_timeout);  // a client must keep reading
+  std::error_code ec;
+  co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
+  out_.clear();
+  phase_ = was;
+  if (ec || closed_) {
+    close_socket();
+    co_return false;
+  }
+  co_return true;
+}
+
+// ---- timeouts -----------------------------------------------------------------------------
+// One Asio timer per connection. Moving the deadline later costs nothing (the timer fires at
+// the old time, sees the new deadline and re-arms); moving it earlier re-arms at once.
+
+void HttpConnection::set_deadline(Clock::time_point t) {
+  deadline_ = t;
+  if (closed_ || t == Clock::time_point::max()) return;
+  if (timer_armed_ && armed_for_ <= t) return;
+  timer_armed_ = true;
+  armed_for_ = t;
+  timer_.expires_at(t);
+  timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec) return;  // re-armed or closed
+    self->timer_armed_ = false;
+    self->on_timer();
+  });
+}
+
+void HttpConnection::on_timer() {
+  if (closed_) return;
+  if (Clock::now() < deadline_) {
+    set_deadline(deadline_);
+    return;
+  }
+  server_->stats.timeouts++;
+  if (phase_ == Phase::kHeaders || phase_ == Phase::kBody) {
+    // Best effort, never blocking: tell a slow client why it is being dropped.
+    static constexpr std::string_view k408 =
+        "HTTP/1.1 408 Request Timeout\r\nContent-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n";
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+    socket_.write_some(asio::buffer(k408), ec);
+  }
+  close_socket();
+}
+
+void HttpConnection::close_socket() {
+  if (closed_) return;
+  closed_ = true;
+  timer_.cancel();
+  std::error_code ec;
+  socket_.shutdown(asio::socket_base::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+void HttpConnection::drain() {
+  draining_ = true;
+  if (phase_ == Phase::kIdle && in_off_ == in_len_) close_socket();
+}
+
+void HttpConnection::force_close() { close_socket(); }
+
+}  // namespace dog::node

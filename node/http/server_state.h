@@ -1,0 +1,38 @@
+// Internal: state shared by the server, its connections and its WebSocket sessions. Held by
+// shared_ptr so a connection can outlive the HttpServer object during teardown.
+#pragma once
+
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <functional>
+#include <unordered_set>
+
+#include "node/http/server.h"
+
+namespace dog::node {
+
+class HttpConnection;
+class WsSession;
+
+struct HttpServer::State {
+  State(Loop& l, HttpConfig c, http::Handler h)
+      : loop(l), config(c), handler(std::move(h)), acceptor(l.io()), drain_timer(l.io()) {}
+
+  Loop& loop;
+  HttpConfig config;
+  http::Handler handler;
+  asio::ip::tcp::acceptor acceptor;
+  HttpStats stats;
+  std::unordered_set<HttpConnection*> connections;
+  std::unordered_set<WsSession*> sockets;
+  bool shutting_down = false;
+  asio::steady_timer drain_timer;
+  std::function<void()> on_drained;
+  uint64_t next_id = 1;
+
+  // Called whenever a connection or socket goes away; completes a pending shutdown.
+  void maybe_drained();
+  void force_close_all();
+};
+
+}  // namespace dog::node

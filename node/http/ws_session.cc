@@ -1,0 +1,223 @@
+#include "node/http/ws_session.h"
+
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <cstdio>
+
+namespace dog::node {
+
+namespace ws = http::ws;
+
+WsSession::WsSession(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::socket socket,
+                     std::shared_ptr<http::WebSocketHandler> handler, uint64_t id)
+    : server_(std::move(server)),
+      socket_(std::move(socket)),
+      handler_(std::move(handler)),
+      id_(id),
+      decoder_(ws::Role::kServer, server_->config.max_ws_message_bytes),
+      close_timer_(server_->loop.io()) {
+  server_->sockets.insert(this);
+  server_->stats.ws_opened++;
+  server_->stats.ws_open++;
+}
+
+WsSession::~WsSession() {
+  server_->sockets.erase(this);
+  server_->stats.ws_open--;
+  server_->maybe_drained();
+}
+
+void WsSession::start(std::string_view leftover) {
+  auto self = shared_from_this();
+  try {
+    handler_->on_open(self);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dog: websocket on_open threw: %s\n", e.what());
+    return abort(ws::close_code::kInternalError, "internal error");
+  }
+  if (!leftover.empty() && state_ != State::kClosed) decoder_.feed(leftover, *this);
+  if (state_ != State::kClosed) read();
+}
+
+void WsSession::read() {
+  if (reading_ || state_ == State::kClosed) return;
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](std::error_code ec, size_t n) {
+    self->reading_ = false;
+    if (self->state_ == State::kClosed) return;
+    if (ec) {
+      // The peer went away without a close frame (or after ours): 1006 unless we already
+      // agreed on a code in the closing handshake.
+      return self->finish(self->close_code_, self->close_reason_);
+    }
+    self->decoder_.feed(std::string_view(self->rbuf_, n), *self);
+    self->read();
+  });
+}
+
+void WsSession::on_message(std::string_view payload, bool text) {
+  if (state_ != State::kOpen) return;  // closing: drop data, keep reading for the close frame
+  try {
+    handler_->on_message(shared_from_this(), payload, text);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dog: websocket on_message threw: %s\n", e.what());
+    send_close(ws::close_code::kInternalError, "internal error");
+  }
+}
+
+void WsSession::on_ping(std::string_view payload) {
+  if (close_sent_) return;
+  std::string frame;
+  ws::encode_frame(frame, ws::Opcode::kPong, payload);
+  enqueue(frame);
+}
+
+void WsSession::on_pong(std::string_view) {}
+
+void WsSession::on_close(uint16_t code, std::string_view reason) {
+  peer_closed_ = true;
+  if (!close_sent_) {
+    // Echo the peer's code (RFC 6455 §5.5.1); a close without a code is answered with 1000.
+    close_code_ = code;
+    close_reason_ = std::string(reason);
+    send_close(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code, reason);
+  }
+  maybe_finish();
+}
+
+void WsSession::on_protocol_error(uint16_t code, std::string_view why) {
+  server_->stats.ws_protocol_errors++;
+  close_code_ = code;
+  close_reason_ = std::string(why);
+  send_close(code, why);  // then close without waiting: the peer already broke the protocol
+  maybe_finish();
+}
+
+// The TCP connection closes once our close frame is written and the peer has either sent its
+// own or broken the protocol.
+void WsSession::maybe_finish() {
+  if (close_sent_ && (peer_closed_ || decoder_.failed()) && !writing_ && out_.empty() &&
+      wbuf_off_ == wbuf_.size())
+    finish(close_code_, close_reason_);
+}
+
+bool WsSession::send(std::string_view data, bool text) {
+  if (state_ != State::kOpen || close_sent_) return false;
+  size_t at = out_.size();
+  ws::encode_frame(out_, text ? ws::Opcode::kText : ws::Opcode::kBinary, data);
+  if (out_.size() + (wbuf_.size() - wbuf_off_) > server_->config.max_ws_send_queue_bytes) {
+    out_.resize(at);
+    server_->stats.ws_overflow_drops++;
+    abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
+    return false;
+  }
+  schedule_flush();
+  return true;
+}
+
+bool WsSession::send_encoded(std::string_view frames) {
+  if (state_ != State::kOpen || close_sent_) return false;
+  return enqueue(frames);
+}
+
+bool WsSession::enqueue(std::string_view bytes) {
+  if (state_ == State::kClosed) return false;
+  if (out_.size() + bytes.size() + (wbuf_.size() - wbuf_off_) > server_->config.max_ws_send_queue_bytes) {
+    server_->stats.ws_overflow_drops++;
+    abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
+    return false;
+  }
+  out_.append(bytes);
+  schedule_flush();
+  return true;
+}
+
+void WsSession::close(uint16_t code, std::string_view reason) {
+  if (state_ != State::kOpen) return;
+  if (!ws::valid_close_code(code)) code = ws::close_code::kNormal;
+  close_code_ = code;
+  close_reason_ = std::string(reason);
+  send_close(code, reason);
+}
+
+void WsSession::going_away() { close(ws::close_code::kGoingAway, "server shutting down"); }
+
+void WsSession::send_close(uint16_t code, std::string_view reason) {
+  if (close_sent_ || state_ == State::kClosed) return;
+  close_sent_ = true;
+  state_ = State::kClosing;
+  std::string frame;
+  ws::encode_frame(frame, ws::Opcode::kClose, ws::close_payload(code, reason));
+  out_.append(frame);  // a close frame is allowed past the cap: it is tiny and final
+  schedule_flush();
+  // Bound the wait for the peer's close frame.
+  close_timer_.expires_after(server_->config.ws_close_timeout);
+  close_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (!ec && self->state_ != State::kClosed) self->finish(self->close_code_, self->close_reason_);
+  });
+}
+
+// Batches every frame queued during this loop turn into one write.
+void WsSession::schedule_flush() {
+  if (flush_scheduled_ || writing_) return;
+  flush_scheduled_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->flush();
+  });
+}
+
+void WsSession::flush() {
+  if (writing_ || state_ == State::kClosed) return;
+  if (wbuf_off_ == wbuf_.size()) {
+    if (out_.empty()) return maybe_finish();
+    wbuf_.swap(out_);
+    out_.clear();
+    wbuf_off_ = 0;
+  }
+  // Try the write now: on an idle socket it completes in one syscall with no reactor trip.
+  std::error_code ec;
+  socket_.non_blocking(true, ec);
+  size_t n = socket_.write_some(asio::buffer(wbuf_.data() + wbuf_off_, wbuf_.size() - wbuf_off_), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
+    return finish(ws::close_code::kAbnormal, "write failed");
+  }
+  wbuf_off_ += n;
+  if (wbuf_off_ < wbuf_.size()) {
+    writing_ = true;
+    socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
+      self->writing_ = false;
+      if (ec) return self->finish(ws::close_code::kAbnormal, "write failed");
+      self->flush();
+    });
+    return;
+  }
+  wbuf_.clear();
+  wbuf_off_ = 0;
+  if (!out_.empty()) return flush();
+  maybe_finish();
+}
+
+void WsSession::abort(uint16_t code, std::string_view reason) { finish(code, reason); }
+
+void WsSession::finish(uint16_t code, std::string_view reason) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  std::error_code ec;
+  close_timer_.cancel();
+  socket_.shutdown(asio::socket_base::shutdown_both, ec);
+  socket_.close(ec);
+  out_.clear();
+  wbuf_.clear();
+  wbuf_off_ = 0;
+  if (!notified_) {
+    notified_ = true;
+    try {
+      handler_->on_close(shared_from_this(), code, reason);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dog: websocket on_close threw: %s\n", e.what());
+    }
+  }
+}
+
+}  // namespace dog::node

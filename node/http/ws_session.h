@@ -1,0 +1,78 @@
+// Internal: the I/O side of one accepted WebSocket. Framing lives in ws_codec (sans-IO); this
+// class moves bytes: a read loop feeding the decoder, and a batched write path.
+#pragma once
+
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <memory>
+#include <string>
+
+#include "dog/websocket.h"
+#include "node/http/server_state.h"
+#include "node/http/ws_codec.h"
+
+namespace dog::node {
+
+class WsSession final : public http::WebSocket,
+                        public http::ws::FrameSink,
+                        public std::enable_shared_from_this<WsSession> {
+ public:
+  WsSession(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::socket socket,
+            std::shared_ptr<http::WebSocketHandler> handler, uint64_t id);
+  ~WsSession() override;
+
+  // Takes over the socket. `leftover` is whatever followed the upgrade request in the buffer.
+  void start(std::string_view leftover);
+
+  // http::WebSocket
+  bool send(std::string_view data, bool text) override;
+  bool send_encoded(std::string_view frames) override;
+  void close(uint16_t code, std::string_view reason) override;
+  bool is_open() const override { return state_ == State::kOpen; }
+  uint64_t id() const override { return id_; }
+  size_t buffered_bytes() const override { return out_.size() + (wbuf_.size() - wbuf_off_); }
+
+  // Server shutdown: close with 1001 and let the handshake finish, or abort now.
+  void going_away();
+  void abort(uint16_t code, std::string_view reason);
+
+ private:
+  enum class State { kOpen, kClosing, kClosed };
+
+  // ws::FrameSink
+  void on_message(std::string_view payload, bool text) override;
+  void on_ping(std::string_view payload) override;
+  void on_pong(std::string_view payload) override;
+  void on_close(uint16_t code, std::string_view reason) override;
+  void on_protocol_error(uint16_t code, std::string_view why) override;
+
+  bool enqueue(std::string_view bytes);
+  void schedule_flush();
+  void flush();
+  void read();
+  void send_close(uint16_t code, std::string_view reason);
+  void maybe_finish();
+  void finish(uint16_t code, std::string_view reason);
+
+  std::shared_ptr<HttpServer::State> server_;
+  asio::ip::tcp::socket socket_;
+  std::shared_ptr<http::WebSocketHandler> handler_;
+  uint64_t id_;
+  http::ws::Decoder decoder_;
+  State state_ = State::kOpen;
+  bool close_sent_ = false;
+  bool peer_closed_ = false;
+  bool flush_scheduled_ = false;
+  bool writing_ = false;
+  bool reading_ = false;
+  bool notified_ = false;
+  uint16_t close_code_ = http::ws::close_code::kAbnormal;
+  std::string close_reason_;
+  std::string out_;   // frames queued since the last write started
+  std::string wbuf_;  // frames being written
+  size_t wbuf_off_ = 0;
+  asio::steady_timer close_timer_;
+  char rbuf_[16 << 10];
+};
+
+}  // namespace dog::node

@@ -1,0 +1,157 @@
+// Test fixture: an HttpServer on its own Loop (the test's thread) and blocking raw-socket
+// clients on a second thread, so tests speak bytes exactly as a remote peer would.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/write.hpp>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "node/http/server.h"
+#include "node/http/ws_codec.h"
+#include "node/loop.h"
+
+namespace dog::test {
+
+// A blocking client socket with a receive timeout, so a test can never hang.
+class RawClient {
+ public:
+  explicit RawClient(uint16_t port, int timeout_ms = 5000) : socket_(io_) {
+    socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  // Reads whatever arrives next (empty on EOF, timeout or error).
+  std::string read_some() {
+    char buf[65536];
+    std::error_code ec;
+    size_t n = socket_.read_some(asio::buffer(buf), ec);
+    return ec ? std::string() : std::string(buf, n);
+  }
+  // Reads until `pattern` has been seen `count` times, EOF or timeout; returns all bytes read.
+  std::string read_until(std::string_view pattern, int count = 1) {
+    std::string got;
+    for (;;) {
+      int seen = 0;
+      for (size_t at = got.find(pattern); at != std::string::npos; at = got.find(pattern, at + 1)) ++seen;
+      if (seen >= count) return got;
+      std::string more = read_some();
+      if (more.empty()) return got;
+      got += more;
+    }
+  }
+  // Reads until the server closes the connection (or timeout); true if it closed.
+  bool read_to_close(std::string* out = nullptr) {
+    for (int i = 0; i < 100000; ++i) {
+      char buf[65536];
+      std::error_code ec;
+      size_t n = socket_.read_some(asio::buffer(buf), ec);
+      if (ec == asio::error::eof || ec == asio::error::connection_reset) return true;
+      if (ec) return false;  // timeout
+      if (out) out->append(buf, n);
+    }
+    return false;
+  }
+  asio::ip::tcp::socket& socket() { return socket_; }
+
+ private:
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+};
+
+// One server frame as the test client decoded it.
+struct Frame {
+  http::ws::Opcode op;
+  std::string payload;
+  uint16_t close_code = 0;
+};
+
+// A WebSocket client over RawClient, using the same codec in client role.
+class WsClient : public http::ws::FrameSink {
+ public:
+  explicit WsClient(uint16_t port, std::string path = "/ws") : raw_(port), decoder_(http::ws::Role::kClient, 64 << 20) {
+    raw_.send("GET " + path + " HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    std::string head = raw_.read_until("\r\n\r\n");
+    size_t end = head.find("\r\n\r\n");
+    response = head.substr(0, end == std::string::npos ? head.size() : end + 4);
+    if (end != std::string::npos) pending_ = head.substr(end + 4);
+  }
+  bool upgraded() const { return response.rfind("HTTP/1.1 101", 0) == 0; }
+  void send(http::ws::Opcode op, std::string_view payload, bool fin = true) {
+    std::string f;
+    http::ws::encode_frame(f, op, payload, fin, http::ws::Role::kClient, 0x37fa213d);
+    raw_.send(f);
+  }
+  void send_raw(std::string_view bytes) { raw_.send(bytes); }
+  // Next frame from the server; op == kContinuation with empty payload means EOF/timeout.
+  Frame next() {
+    for (int i = 0; i < 100000 && frames_.empty(); ++i) {
+      if (!pending_.empty()) {
+        std::string p;
+        p.swap(pending_);
+        decoder_.feed(p, *this);
+        continue;
+      }
+      std::string more = raw_.read_some();
+      if (more.empty()) return {http::ws::Opcode::kContinuation, "", 0};
+      decoder_.feed(more, *this);
+    }
+    if (frames_.empty()) return {http::ws::Opcode::kContinuation, "", 0};
+    Frame f = frames_.front();
+    frames_.erase(frames_.begin());
+    return f;
+  }
+  bool closed_by_server() { return raw_.read_to_close(); }
+  RawClient& raw() { return raw_; }
+  std::string response;
+
+  void on_message(std::string_view p, bool text) override {
+    frames_.push_back({text ? http::ws::Opcode::kText : http::ws::Opcode::kBinary, std::string(p)});
+  }
+  void on_ping(std::string_view p) override { frames_.push_back({http::ws::Opcode::kPing, std::string(p)}); }
+  void on_pong(std::string_view p) override { frames_.push_back({http::ws::Opcode::kPong, std::string(p)}); }
+  void on_close(uint16_t code, std::string_view reason) override {
+    frames_.push_back({http::ws::Opcode::kClose, std::string(reason), code});
+  }
+  void on_protocol_error(uint16_t code, std::string_view why) override {
+    frames_.push_back({http::ws::Opcode::kClose, "client decode error: " + std::string(why), code});
+  }
+
+ private:
+  RawClient raw_;
+  http::ws::Decoder decoder_;
+  std::string pending_;
+  std::vector<Frame> frames_;
+};
+
+// Runs `client(port)` on another thread while the server runs on this one; stops the loop when
+// the client returns (or after 30 s, so a broken test fails instead of hanging).
+inline void with_server(node::Loop& loop, node::HttpServer& server, const std::function<void(uint16_t)>& client) {
+  server.listen({asio::ip::make_address("127.0.0.1"), 0});
+  uint16_t port = server.local_endpoint().port();
+  std::exception_ptr failure;
+  std::thread t([&] {
+    try {
+      client(port);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    loop.post([&loop] { loop.stop(); });
+  });
+  asio::steady_timer guard(loop.io(), std::chrono::seconds(30));
+  guard.async_wait([&](std::error_code ec) { if (!ec) loop.stop(); });
+  loop.run();
+  t.join();
+  guard.cancel();
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace dog::test
