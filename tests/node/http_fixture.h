@@ -27,7 +27,12 @@ class RawClient {
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
-  void send(std::string_view bytes) { asio::write(socket_, asio::buffer(bytes)); }
+  // False if the server already closed (a peer it rejected may see EPIPE mid-write).
+  bool send(std::string_view bytes) {
+    std::error_code ec;
+    asio::write(socket_, asio::buffer(bytes), ec);
+    return !ec;
+  }
   // Reads whatever arrives next (empty on EOF, timeout or error).
   std::string read_some() {
     char buf[65536];

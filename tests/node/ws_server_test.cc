@@ -1,0 +1,238 @@
+// WebSockets through the front door, spoken to over raw sockets.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "dog/websocket.h"
+#include "http_fixture.h"
+
+using dog::http::Request;
+using dog::http::Response;
+using dog::http::WebSocket;
+using dog::node::HttpConfig;
+using dog::node::HttpServer;
+using dog::node::Loop;
+using dog::test::Frame;
+using dog::test::RawClient;
+using dog::test::with_server;
+using dog::test::WsClient;
+namespace ws = dog::http::ws;
+
+namespace {
+
+// Echoes every message; "flood:N" makes the server send N 1 KiB messages back at once.
+struct Echo : dog::http::WebSocketHandler {
+  int opened = 0;
+  std::vector<int> close_codes;
+  size_t max_buffered = 0;
+  void on_open(const std::shared_ptr<WebSocket>&) override { ++opened; }
+  void on_message(const std::shared_ptr<WebSocket>& s, std::string_view data, bool text) override {
+    if (data.rfind("flood:", 0) == 0) {
+      int n = std::stoi(std::string(data.substr(6)));
+      std::string kib(1024, 'f');
+      for (int i = 0; i < n && s->send(kib); ++i) max_buffered = std::max(max_buffered, s->buffered_bytes());
+      return;
+    }
+    if (data == "throw") throw std::runtime_error("hook bug");
+    if (data == "close-me") return s->close(4000, "as you wish");
+    s->send(data, text);
+  }
+  void on_close(const std::shared_ptr<WebSocket>&, uint16_t code, std::string_view) override {
+    close_codes.push_back(code);
+  }
+};
+
+dog::http::Handler ws_handler(std::shared_ptr<Echo> echo) {
+  return [echo](Request& req) -> asio::awaitable<Response> {
+    if (req.path() == "/ws") co_return Response::accept_websocket(echo);
+    co_return Response::text(200, "plain");
+  };
+}
+
+}  // namespace
+
+TEST_CASE("the upgrade answers 101 with the RFC 6455 accept key, and messages echo", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  std::string response;
+  std::vector<Frame> got;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient c(port);
+    response = c.response;
+    c.send(ws::Opcode::kText, "hello");
+    c.send(ws::Opcode::kBinary, std::string("\x00\x01\x02", 3));
+    c.send(ws::Opcode::kText, "frag", false);
+    c.send(ws::Opcode::kContinuation, "ment", true);
+    c.send(ws::Opcode::kPing, "are you there");
+    for (int i = 0; i < 4; ++i) got.push_back(c.next());
+  });
+  CHECK(response.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+  // The sample key and accept value from RFC 6455 §1.3.
+  CHECK(response.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != std::string::npos);
+  REQUIRE(got.size() == 4);
+  CHECK((got[0].op == ws::Opcode::kText && got[0].payload == "hello"));
+  CHECK((got[1].op == ws::Opcode::kBinary && got[1].payload == std::string("\x00\x01\x02", 3)));
+  CHECK((got[2].op == ws::Opcode::kText && got[2].payload == "fragment"));
+  CHECK((got[3].op == ws::Opcode::kPong && got[3].payload == "are you there"));
+  CHECK(echo->opened == 1);
+}
+
+TEST_CASE("bad handshakes get 400 or 426 and never reach the handler", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  std::string no_key, bad_key, old_version, post, plain_get;
+  auto upgrade = [](std::string method, std::string extra) {
+    return method + " /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + extra + "\r\n";
+  };
+  with_server(loop, server, [&](uint16_t port) {
+    { RawClient c(port); c.send(upgrade("GET", "Sec-WebSocket-Version: 13\r\n")); no_key = c.read_until("\r\n\r\n"); }
+    { RawClient c(port); c.send(upgrade("GET", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: c2hvcnQ=\r\n")); bad_key = c.read_until("\r\n\r\n"); }
+    { RawClient c(port); c.send(upgrade("GET", "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")); old_version = c.read_until("\r\n\r\n"); }
+    { RawClient c(port); c.send(upgrade("POST", "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n")); post = c.read_until("\r\n\r\n"); }
+    { RawClient c(port); c.send("GET /ws HTTP/1.1\r\nHost: x\r\n\r\n"); plain_get = c.read_until("\r\n\r\n"); }
+  });
+  CHECK(no_key.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(bad_key.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(old_version.rfind("HTTP/1.1 426", 0) == 0);
+  CHECK(old_version.find("Sec-WebSocket-Version: 13\r\n") != std::string::npos);
+  CHECK(post.rfind("HTTP/1.1 400", 0) == 0);
+  CHECK(plain_get.rfind("HTTP/1.1 426", 0) == 0);  // the route wants a WebSocket
+  CHECK(echo->opened == 0);
+}
+
+TEST_CASE("protocol errors close with 1002, 1007 or 1009 and leave other sockets alone", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));  // 64 KiB message cap
+  struct Outcome { Frame frame; bool closed = false; };
+  std::vector<Outcome> outcomes;
+  Frame bystander;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient ok(port);
+    auto run = [&](const std::function<void(WsClient&)>& misbehave) {
+      WsClient c(port);
+      misbehave(c);
+      Outcome o;
+      o.frame = c.next();
+      o.closed = c.closed_by_server();
+      outcomes.push_back(o);
+    };
+    run([](WsClient& c) { std::string f; ws::encode_frame(f, ws::Opcode::kText, "unmasked"); c.send_raw(f); });
+    run([](WsClient& c) { c.send(ws::Opcode::kPing, "x", /*fin=*/false); });
+    run([](WsClient& c) { c.send(ws::Opcode::kText, "bad \xc0\xaf utf8"); });
+    run([](WsClient& c) { c.send(ws::Opcode::kBinary, std::string(65 << 10, 'b')); });
+    ok.send(ws::Opcode::kText, "still fine");
+    bystander = ok.next();
+  });
+  REQUIRE(outcomes.size() == 4);
+  int expected[] = {1002, 1002, 1007, 1009};
+  for (size_t i = 0; i < 4; ++i) {
+    INFO("case " << i);
+    CHECK(outcomes[i].frame.op == ws::Opcode::kClose);
+    CHECK(outcomes[i].frame.close_code == expected[i]);
+    CHECK(outcomes[i].closed);
+  }
+  CHECK(bystander.payload == "still fine");
+  CHECK(server.stats().ws_protocol_errors == 4);
+}
+
+TEST_CASE("the close handshake echoes the code and the server closes TCP", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  Frame reply, server_initiated, after;
+  bool closed = false;
+  with_server(loop, server, [&](uint16_t port) {
+    {
+      WsClient c(port);
+      c.send(ws::Opcode::kClose, ws::close_payload(1000, "done"));
+      reply = c.next();
+      closed = c.closed_by_server();
+    }
+    WsClient c(port);
+    c.send(ws::Opcode::kText, "close-me");
+    server_initiated = c.next();
+    c.send(ws::Opcode::kText, "ignored while closing");
+    c.send(ws::Opcode::kClose, ws::close_payload(4000, ""));
+    after = c.next();  // nothing more than EOF after the server's close
+  });
+  CHECK(reply.op == ws::Opcode::kClose);
+  CHECK(reply.close_code == 1000);
+  CHECK(closed);
+  CHECK(server_initiated.op == ws::Opcode::kClose);
+  CHECK(server_initiated.close_code == 4000);
+  CHECK(server_initiated.payload == "as you wish");
+  CHECK(after.op == ws::Opcode::kContinuation);  // EOF: no echo of the ignored message
+  REQUIRE(echo->close_codes.size() == 2);
+  CHECK(echo->close_codes[0] == 1000);
+  CHECK(echo->close_codes[1] == 4000);
+}
+
+TEST_CASE("a peer that never reads is dropped at the send-queue cap, memory stays bounded", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  auto cfg = HttpConfig::testing();  // 256 KiB send queue
+  HttpServer server(loop, cfg, ws_handler(echo));
+  bool dropped = false;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient c(port);
+    // Shrink our receive buffer so the kernel cannot absorb the flood for us.
+    int small = 4096;
+    ::setsockopt(c.raw().socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    c.send(ws::Opcode::kText, "flood:20000");  // 20 MiB, never read
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    std::string drained;
+    dropped = c.raw().read_to_close(&drained);
+  });
+  CHECK(dropped);
+  CHECK(server.stats().ws_overflow_drops == 1);
+  CHECK(echo->max_buffered <= cfg.max_ws_send_queue_bytes);
+  REQUIRE(echo->close_codes.size() == 1);
+  CHECK(echo->close_codes[0] == 1006);
+}
+
+TEST_CASE("a throwing message hook closes that socket with 1011, not the node", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  Frame f, other;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient ok(port);
+    WsClient c(port);
+    c.send(ws::Opcode::kText, "throw");
+    f = c.next();
+    ok.send(ws::Opcode::kText, "alive");
+    other = ok.next();
+  });
+  CHECK(f.op == ws::Opcode::kClose);
+  CHECK(f.close_code == 1011);
+  CHECK(other.payload == "alive");
+}
+
+TEST_CASE("server shutdown says 1001 going away to open sockets", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  server.listen({asio::ip::make_address("127.0.0.1"), 0});
+  uint16_t port = server.local_endpoint().port();
+  Frame f;
+  bool drained = false;
+  std::thread t([&] {
+    WsClient c(port);
+    c.send(ws::Opcode::kText, "hi");
+    c.next();
+    loop.post([&] { server.shutdown(std::chrono::seconds(2), [&] { drained = true; loop.stop(); }); });
+    f = c.next();
+    c.send(ws::Opcode::kClose, ws::close_payload(1001, ""));
+    c.closed_by_server();
+  });
+  asio::steady_timer guard(loop.io(), std::chrono::seconds(10));
+  guard.async_wait([&](std::error_code ec) { if (!ec) loop.stop(); });
+  loop.run();
+  t.join();
+  CHECK(f.op == ws::Opcode::kClose);
+  CHECK(f.close_code == 1001);
+  CHECK(drained);
+}
