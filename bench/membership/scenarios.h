@@ -1,0 +1,25 @@
+// Scenarios of dog-swim-sim. Each runs the production Swim core on sim::Network and returns
+// its result fields as JSON; progress goes to stderr.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace dog::membership::bench {
+
+struct ScenarioArgs {
+  std::string scenario;
+  size_t nodes = 1000;
+  uint64_t seed = 1;
+  double loss = 0;
+  int64_t periods = 0;  // 0 = scenario default
+  int trials = 0;       // 0 = scenario default (crash, dissemination)
+  bool lifeguard = true;
+};
+
+// Returns false (with "error" set in `out`) for an unknown scenario.
+bool run_scenario(const ScenarioArgs& args, nlohmann::json& out);
+
+}  // namespace dog::membership::bench

@@ -1,0 +1,119 @@
+// Membership configuration: one struct, three presets, and the protocol formulas as pure
+// functions (tested with tables in tests/membership/config_test.cc).
+//
+// Notation: T = probe_interval (one protocol period), N = number of live members known locally.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "membership/types.h"
+
+namespace dog::membership {
+
+struct Config {
+  // --- Failure detection (SWIM §3.1, §4.3) ---
+
+  // T: one probe per period, to the next member of a shuffled round-robin order. Scaled by the
+  // local health multiplier (awareness score + 1). Lower = faster detection, more traffic.
+  Duration probe_interval = std::chrono::milliseconds(1000);
+  // How long to wait for a direct ack before asking `indirect_checks` members to probe (ping-req).
+  // Scaled by the health multiplier. Must exceed the p99 round trip.
+  Duration probe_timeout = std::chrono::milliseconds(200);
+  // Extra time, after probe_timeout, for indirect acks/nacks before the target is suspected:
+  //   suspect at probe start + (probe_timeout + indirect_timeout) * multiplier, capped at T.
+  // Relays send their nack after nack_fraction * indirect_timeout (Lifeguard footnote 5: 80 %).
+  Duration indirect_timeout = std::chrono::milliseconds(300);
+  double nack_fraction = 0.8;
+  // k: members asked to probe indirectly. False-suspicion probability falls exponentially in k.
+  uint32_t indirect_checks = 3;
+  // Also re-send the direct ping when the indirect phase starts. Under independent loss p a
+  // probe then fails only if both direct exchanges and all k indirect ones fail:
+  //   ~ (1-(1-p)^2)^2 * (1-(1-p)^4)^k   (6e-5 at p=5 %, k=3, versus 6e-4 without the retry).
+  bool probe_retry = true;
+
+  // --- Suspicion (SWIM §4.2, Lifeguard LHA-Suspicion) ---
+
+  // min = suspicion_mult * max(1, log10(N)) * T                     (suspicion_timeout_min)
+  // max = suspicion_max_mult * min                                 (Lifeguard only; else max=min)
+  // timeout(c) = max - log(c+1)/log(k+1) * (max - min), k = suspicion_confirmations
+  // A suspicion starts at `max` and shrinks as independent accusers confirm it.
+  double suspicion_mult = 1.25;
+  double suspicion_max_mult = 6;
+  uint32_t suspicion_confirmations = 2;
+  // When a member first hears of a suspicion it did not raise, it re-probes the suspect at its
+  // next probe tick with probability min(1, suspicion_verifiers / N). Expected ~this many
+  // independent checks within one period: confirmations arrive in ~1 T instead of ~k T.
+  double suspicion_verifiers = 6;
+
+  // --- Lifeguard switches (all on by default; off reproduces plain SWIM + suspicion) ---
+  bool lifeguard = true;  // master switch: awareness, dynamic suspicion, nacks, buddy system
+  // Health score cap S: multiplier (score+1) ranges over [1, S]. Lifeguard §IV-A uses 8.
+  uint32_t awareness_max_multiplier = 8;
+
+  // --- Dissemination (SWIM §4.1) ---
+
+  // Each update is retransmitted retransmit_mult * ceil(log10(N+1)) times (retransmit_limit).
+  uint32_t retransmit_mult = 4;
+  // Dedicated gossip: every gossip_interval, if anything is queued, send to gossip_nodes random
+  // live members (and dead ones for gossip_to_the_dead, so partitioned members can refute).
+  Duration gossip_interval = std::chrono::milliseconds(200);
+  uint32_t gossip_nodes = 3;
+  Duration gossip_to_the_dead = std::chrono::seconds(30);
+  // Largest sealed datagram ever sent or accepted. 1400 leaves room for IP/UDP/tunnel headers.
+  size_t max_datagram_bytes = 1400;
+  // Queued user broadcasts beyond this are dropped (oldest first); system updates never are.
+  size_t max_user_broadcasts = 256;
+
+  // --- Anti-entropy (push/pull over the stream) ---
+
+  // Full-state exchange on join, then a digest exchange every
+  //   push_pull_interval * push_pull_scale(N)   (push_pull_scale = ceil(log2 N - log2 32) + 1 for
+  // N > 32, else 1). Digests match in steady state, so the full state only moves when views
+  // differ. After a join, extra exchanges run at 1, 2, 4 and 8 s to close bootstrap gaps fast.
+  Duration push_pull_interval = std::chrono::seconds(30);
+  bool push_pull_join_backoff = true;
+  size_t max_stream_bytes = 8u << 20;
+  size_t max_push_pull_members = 100000;
+
+  // --- Membership table ---
+
+  // Dead/left members stay as tombstones this long so a stale push/pull cannot revive them
+  // without a newer incarnation; after that they are forgotten.
+  Duration tombstone_ttl = std::chrono::minutes(60);
+  // After leave(), keep gossiping the `left` update this long before reporting leave_done().
+  Duration leave_propagate = std::chrono::milliseconds(1000);
+
+  // --- Input caps (peers are untrusted even after authentication) ---
+  size_t max_name_bytes = 128;
+  size_t max_addr_bytes = 256;
+  size_t max_meta_bytes = 512;
+  size_t max_user_payload_bytes = 512;
+  size_t max_updates_per_datagram = 64;
+
+  // Session id of this incarnation of the process; part of every nonce and of replay checks.
+  // REQUIRES: strictly increases across restarts of the same node name (e.g. boot time in ns).
+  uint64_t session_id = 1;
+
+  static Config lan();    // LAN: T=1 s, probe 200 ms + indirect 300 ms, gossip 200 ms x 3
+  static Config wan();    // WAN: T=5 s, probe 3 s + indirect 1.5 s, gossip 500 ms x 4
+  static Config local();  // loopback/tests: T=1 s, probe 100 ms + indirect 150 ms, gossip 100 ms
+
+  // Returns an error message if a field is out of range (e.g. probe deadline beyond T).
+  std::optional<std::string> validate() const;
+};
+
+// --- Formulas (pure) ---
+
+// max(1, log10(n)) * suspicion_mult * T.
+Duration suspicion_timeout_min(double suspicion_mult, size_t n, Duration interval);
+// Lifeguard dynamic timeout for `confirmations` independent confirmations out of `k` needed.
+Duration suspicion_timeout(Duration min, Duration max, uint32_t k, uint32_t confirmations);
+// retransmit_mult * ceil(log10(n + 1)).
+uint32_t retransmit_limit(uint32_t retransmit_mult, size_t n);
+// 1 for n <= 32, else ceil(log2(n) - log2(32)) + 1.
+uint32_t push_pull_scale(size_t n);
+
+}  // namespace dog::membership

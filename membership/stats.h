@@ -1,0 +1,42 @@
+// Counters kept by the membership core. Plain integers, read by the host for metrics.
+#pragma once
+
+#include <cstdint>
+
+namespace dog::membership {
+
+struct Stats {
+  // Traffic, counting sealed bytes (what the transport carries, without IP/UDP headers).
+  uint64_t datagrams_sent = 0;
+  uint64_t datagram_bytes_sent = 0;
+  uint64_t max_datagram_bytes = 0;
+  uint64_t streams_sent = 0;
+  uint64_t stream_bytes_sent = 0;
+  uint64_t datagrams_received = 0;
+  uint64_t streams_received = 0;
+
+  // Inbound packets dropped before they could change any state.
+  uint64_t dropped_oversized = 0;   // longer than max_datagram_bytes / max_stream_bytes
+  uint64_t dropped_auth = 0;        // no installed key authenticates it (or unknown version)
+  uint64_t dropped_malformed = 0;   // authenticated but not a valid message within limits
+  uint64_t dropped_replay = 0;      // (sender, session, counter) already seen or too old
+  uint64_t dropped_misdirected = 0; // a ping meant for another node name
+
+  // Protocol activity.
+  uint64_t probes = 0;
+  uint64_t probe_failures = 0;       // probes that ended in a suspicion
+  uint64_t indirect_probes = 0;      // ping-req sent
+  uint64_t nacks_received = 0;
+  uint64_t suspicions_raised = 0;    // by our own probes
+  uint64_t refutations = 0;          // times we refuted a suspicion/death of ourselves
+  uint64_t deaths_declared = 0;      // by our own suspicion timers
+  uint64_t push_pulls = 0;           // initiated
+  uint64_t full_syncs = 0;           // full-state frames sent
+  uint64_t packer_trims = 0;         // updates removed after the MTU check failed an estimate
+
+  uint64_t dropped_total() const {
+    return dropped_oversized + dropped_auth + dropped_malformed + dropped_replay;
+  }
+};
+
+}  // namespace dog::membership

@@ -1,0 +1,566 @@
+// SWIM core, part 1: construction, timers, probing, gossip, push/pull and the sealed transport
+// path. State transitions (what an update does to the member table) live in swim_merge.cc.
+#include "membership/swim.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dog::membership {
+
+namespace {
+
+// Bytes reserved for the datagram header (from/kind/seq/target, segment table, list pointer)
+// before any update is packed; the real size is verified after encoding.
+constexpr size_t kHeaderReserve = 24;
+
+uint64_t load_le64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+void store_le64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+size_t text_estimate(const std::string& s) { return s.empty() ? 0 : (s.size() + 1) * 9 / 8 + 2; }
+
+}  // namespace
+
+const char* to_string(EventKind k) {
+  switch (k) {
+    case EventKind::kJoin: return "join";
+    case EventKind::kUpdate: return "update";
+    case EventKind::kSuspect: return "suspect";
+    case EventKind::kAlive: return "alive";
+    case EventKind::kDead: return "dead";
+    case EventKind::kLeave: return "leave";
+  }
+  return "?";
+}
+
+Swim::Swim(const Config& cfg, Identity self, Keyring& keyring, Clock& clock, Timer& timer,
+           Transport& transport, uint64_t seed, EventSink* sink)
+    : cfg_(cfg),
+      self_name_(self.name),
+      keyring_(keyring),
+      clock_(clock),
+      timer_(timer),
+      transport_(transport),
+      sink_(sink),
+      rng_(seed),
+      awareness_(cfg.lifeguard ? cfg.awareness_max_multiplier : 1),
+      queue_(cfg.max_user_broadcasts) {
+  limits_.traversal_limit_words = cfg.max_datagram_bytes * 8;
+  limits_.max_name_bytes = cfg.max_name_bytes;
+  limits_.max_addr_bytes = cfg.max_addr_bytes;
+  limits_.max_meta_bytes = cfg.max_meta_bytes;
+  limits_.max_payload_bytes = cfg.max_user_payload_bytes;
+  limits_.max_updates = cfg.max_updates_per_datagram;
+  stream_limits_ = limits_;
+  stream_limits_.traversal_limit_words = cfg.max_stream_bytes;  // words >= packed bytes / 8 * 8
+  stream_limits_.max_members = cfg.max_push_pull_members;
+
+  Member me;
+  me.in_use = true;
+  me.info.name = std::move(self.name);
+  me.info.addr = std::move(self.addr);
+  me.info.meta = std::move(self.meta);
+  me.info.incarnation = 1;
+  me.info.state = MemberState::kAlive;
+  members_.push_back(std::move(me));
+  index_.emplace(self_name_, 0);
+  digest_ = member_hash(members_[0].info);
+}
+
+Swim::~Swim() = default;
+
+uint64_t Swim::incarnation() const { return members_[0].info.incarnation; }
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+void Swim::schedule(TimePoint at, TimerKind kind, uint32_t idx, uint64_t gen) {
+  deadlines_.push(Deadline{at, kind, idx, gen});
+  if (at < armed_) {
+    armed_ = at;
+    timer_.wake_at(at);
+  }
+}
+
+void Swim::arm() {
+  if (deadlines_.empty()) {
+    armed_ = TimePoint::max();
+    return;
+  }
+  TimePoint next = deadlines_.top().at;
+  if (next != armed_) {
+    armed_ = next;
+    timer_.wake_at(next);
+  }
+}
+
+void Swim::on_timer() {
+  const TimePoint now = clock_.now();
+  while (!deadlines_.empty() && deadlines_.top().at <= now) {
+    Deadline d = deadlines_.top();
+    deadlines_.pop();
+    dispatch(d);
+  }
+  armed_ = TimePoint::max();
+  arm();
+}
+
+void Swim::dispatch(const Deadline& d) {
+  switch (d.kind) {
+    case TimerKind::kProbe: probe_tick(); break;
+    case TimerKind::kProbeTimeout: probe_timeout(d.gen); break;
+    case TimerKind::kProbeDeadline: probe_deadline(d.gen); break;
+    case TimerKind::kGossip: gossip_tick(); break;
+    case TimerKind::kPushPull: push_pull_tick(d.idx); break;
+    case TimerKind::kSuspicion: suspicion_expired(d.idx, d.gen); break;
+    case TimerKind::kRelay: relay_timeout(d.idx, d.gen); break;
+    case TimerKind::kLeave: leave_done_ = true; break;
+  }
+}
+
+void Swim::start() {
+  if (started_) return;
+  started_ = true;
+  const TimePoint now = clock_.now();
+  // Random phases so that members started together do not probe and gossip in lock-step.
+  schedule(now + Duration(rng_.uniform(cfg_.probe_interval.count())), TimerKind::kProbe);
+  schedule(now + Duration(rng_.uniform(cfg_.gossip_interval.count())), TimerKind::kGossip);
+  schedule(now + cfg_.push_pull_interval / 2 +
+               Duration(rng_.uniform(cfg_.push_pull_interval.count())),
+           TimerKind::kPushPull, 0);
+}
+
+void Swim::join(std::span<const std::string> seed_addrs) {
+  for (const auto& addr : seed_addrs)
+    if (addr != members_[0].info.addr) send_push_pull(addr, SyncKind::kFull, true, true);
+  if (cfg_.push_pull_join_backoff) {
+    join_backoff_step_ = 0;
+    schedule(clock_.now() + std::chrono::seconds(1), TimerKind::kPushPull, 1);
+  }
+}
+
+void Swim::leave() {
+  if (leaving_) return;
+  leaving_ = true;
+  Member& me = members_[0];
+  Update u;
+  u.kind = UpdateKind::kLeft;
+  u.node = self_name_;
+  u.incarnation = me.info.incarnation;
+  u.from = self_name_;
+  set_state(me, MemberState::kLeft);
+  emit(EventKind::kLeave, me);
+  enqueue(u);
+  schedule(clock_.now() + cfg_.leave_propagate, TimerKind::kLeave);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probing (SWIM §3.1, §4.3; Lifeguard LHA-Probe, buddy system)
+
+void Swim::reshuffle() {
+  const TimePoint now = clock_.now();
+  probe_order_.clear();
+  for (uint32_t i = 1; i < members_.size(); ++i) {
+    Member& m = members_[i];
+    if (!m.in_use) continue;
+    if (m.info.state == MemberState::kDead || m.info.state == MemberState::kLeft) {
+      if (now - m.state_change > cfg_.tombstone_ttl) {  // forget old tombstones
+        replay_.forget(m.info.name);
+        index_.erase(m.info.name);
+        m = Member{};
+        free_slots_.push_back(i);
+      }
+      continue;
+    }
+    probe_order_.push_back(i);
+  }
+  for (size_t i = probe_order_.size(); i > 1; --i)
+    std::swap(probe_order_[i - 1], probe_order_[rng_.uniform(i)]);
+  probe_pos_ = 0;
+}
+
+std::optional<uint32_t> Swim::next_probe_target() {
+  while (!verify_.empty()) {
+    std::string name = std::move(verify_.front());
+    verify_.pop_front();
+    auto it = index_.find(name);
+    if (it != index_.end() && members_[it->second].info.state == MemberState::kSuspect)
+      return it->second;
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    while (probe_pos_ < probe_order_.size()) {
+      uint32_t idx = probe_order_[probe_pos_++];
+      const Member& m = members_[idx];
+      if (m.in_use && (m.info.state == MemberState::kAlive || m.info.state == MemberState::kSuspect))
+        return idx;
+    }
+    reshuffle();
+  }
+  return std::nullopt;
+}
+
+void Swim::probe_tick() {
+  const TimePoint now = clock_.now();
+  schedule(now + awareness_.scale(cfg_.probe_interval), TimerKind::kProbe);
+  if (leaving_) return;
+  auto target = next_probe_target();
+  if (!target) return;
+  Member& m = members_[*target];
+  probe_ = Probe{};
+  probe_.active = true;
+  probe_.seq = ++seq_;
+  probe_.target = *target;
+  probe_.gen = ++probe_gen_;
+  ++stats_.probes;
+
+  out_msg_.clear();
+  out_msg_.kind = MsgKind::kPing;
+  out_msg_.seq = probe_.seq;
+  out_msg_.target = m.info.name;
+  Update buddy;
+  const bool suspect = m.info.state == MemberState::kSuspect && cfg_.lifeguard;
+  if (suspect) {  // buddy system: tell the suspect directly so it can refute at once
+    buddy.kind = UpdateKind::kSuspect;
+    buddy.node = m.info.name;
+    buddy.incarnation = m.info.incarnation;
+    buddy.from = self_name_;
+  }
+  send_datagram(m.info.addr, out_msg_, suspect ? &buddy : nullptr);
+  schedule(now + awareness_.scale(cfg_.probe_timeout), TimerKind::kProbeTimeout, 0, probe_.gen);
+  schedule(now + awareness_.scale(cfg_.probe_timeout + cfg_.indirect_timeout),
+           TimerKind::kProbeDeadline, 0, probe_.gen);
+}
+
+void Swim::probe_timeout(uint64_t gen) {
+  if (!probe_.active || probe_.gen != gen || probe_.acked) return;
+  const Member& target = members_[probe_.target];
+  uint32_t helpers[16];
+  const size_t k = random_members(std::min<size_t>(cfg_.indirect_checks, 16), probe_.target, false, helpers);
+  for (size_t i = 0; i < k; ++i) {
+    out_msg_.clear();
+    out_msg_.kind = MsgKind::kPingReq;
+    out_msg_.seq = probe_.seq;
+    out_msg_.target = target.info.name;
+    out_msg_.target_addr = target.info.addr;
+    out_msg_.want_nack = cfg_.lifeguard;
+    send_datagram(members_[helpers[i]].info.addr, out_msg_, nullptr);
+    ++stats_.indirect_probes;
+  }
+  probe_.nacks_expected = cfg_.lifeguard ? static_cast<uint32_t>(k) : 0;
+  if (cfg_.probe_retry) {
+    // A second direct ping with the same seq (the datagram analogue of memberlist's TCP fallback
+    // ping): under independent loss it cuts false suspicions ~10x for one extra small datagram.
+    out_msg_.clear();
+    out_msg_.kind = MsgKind::kPing;
+    out_msg_.seq = probe_.seq;
+    out_msg_.target = target.info.name;
+    send_datagram(target.info.addr, out_msg_, nullptr);
+  }
+}
+
+void Swim::probe_deadline(uint64_t gen) {
+  if (!probe_.active || probe_.gen != gen) return;
+  probe_.active = false;
+  if (probe_.acked) return;
+  // LHA-Probe: missing nacks mean *we* are likely the slow one.
+  if (probe_.nacks_expected > 0)
+    awareness_.apply(static_cast<int>(probe_.nacks_expected - std::min(probe_.nacks_expected, probe_.nacks_received)));
+  else
+    awareness_.apply(1);
+  ++stats_.probe_failures;
+  suspect_locally(probe_.target);
+}
+
+void Swim::relay_timeout(uint32_t slot, uint64_t seq) {
+  Relay& r = relays_[slot];
+  if (!r.active || r.seq != seq) return;
+  r.active = false;
+  if (!r.want_nack) return;
+  out_msg_.clear();
+  out_msg_.kind = MsgKind::kNack;
+  out_msg_.seq = r.origin_seq;
+  send_datagram(r.origin_addr, out_msg_, nullptr);
+}
+
+size_t Swim::random_members(size_t k, uint32_t exclude, bool include_recent_dead, uint32_t* out) {
+  const TimePoint now = clock_.now();
+  auto eligible = [&](uint32_t i) {
+    const Member& m = members_[i];
+    if (!m.in_use || i == 0 || i == exclude) return false;
+    if (m.info.state == MemberState::kAlive || m.info.state == MemberState::kSuspect) return true;
+    return include_recent_dead && m.info.state == MemberState::kDead &&
+           now - m.state_change < cfg_.gossip_to_the_dead;
+  };
+  auto taken = [&](size_t n, uint32_t i) { return std::find(out, out + n, i) != out + n; };
+  size_t n = 0;
+  const size_t slots = members_.size();
+  if (slots <= 1) return 0;
+  // Rejection sampling: O(k) expected when most slots are live, never O(N) per message...
+  for (size_t attempt = 0; attempt < 8 * k + 8 && n < k; ++attempt) {
+    uint32_t i = static_cast<uint32_t>(1 + rng_.uniform(slots - 1));
+    if (eligible(i) && !taken(n, i)) out[n++] = i;
+  }
+  // ...except in tiny or mostly-dead tables, where a scan is cheap anyway.
+  if (n < k && slots <= 64) {
+    uint32_t start = static_cast<uint32_t>(rng_.uniform(slots));
+    for (size_t j = 0; j < slots && n < k; ++j) {
+      uint32_t i = static_cast<uint32_t>((start + j) % slots);
+      if (eligible(i) && !taken(n, i)) out[n++] = i;
+    }
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gossip and anti-entropy
+
+void Swim::gossip_tick() {
+  schedule(clock_.now() + cfg_.gossip_interval, TimerKind::kGossip);
+  if (queue_.empty()) return;  // idle clusters send only probes and push/pull digests
+  uint32_t targets[16];
+  const size_t n = random_members(std::min<size_t>(cfg_.gossip_nodes, 16), 0, true, targets);
+  for (size_t i = 0; i < n && !queue_.empty(); ++i) {
+    out_msg_.clear();
+    out_msg_.kind = MsgKind::kGossip;
+    send_datagram(members_[targets[i]].info.addr, out_msg_, nullptr);
+  }
+}
+
+void Swim::push_pull_tick(uint32_t chain) {
+  const TimePoint now = clock_.now();
+  if (chain == 0) {
+    // Periodic chain: interval scaled with N, jittered +-25 % so members do not synchronise.
+    const Duration base = cfg_.push_pull_interval * push_pull_scale(n_live_);
+    schedule(now + base * 3 / 4 + Duration(rng_.uniform(base.count() / 2 + 1)), TimerKind::kPushPull, 0);
+  } else if (++join_backoff_step_ < 4) {
+    // Join back-off chain: 1, 2, 4, 8 s after join().
+    schedule(now + std::chrono::seconds(1 << join_backoff_step_), TimerKind::kPushPull, 1);
+  }
+  if (leaving_) return;
+  // Any member except left ones qualifies, dead tombstones included (Serf's "reconnect"): a
+  // member declared dead during a partition learns so from the full-state reply, refutes, and
+  // both sides merge again once the partition heals.
+  uint32_t peer = 0;
+  for (int attempt = 0; attempt < 16 && peer == 0 && members_.size() > 1; ++attempt) {
+    const uint32_t i = static_cast<uint32_t>(1 + rng_.uniform(members_.size() - 1));
+    if (members_[i].in_use && members_[i].info.state != MemberState::kLeft) peer = i;
+  }
+  if (peer != 0) {
+    ++stats_.push_pulls;
+    send_push_pull(members_[peer].info.addr, SyncKind::kDigest, false, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sealed transport path
+
+Keyring::Nonce Swim::next_nonce() {
+  Keyring::Nonce n;
+  store_le64(n.data(), cfg_.session_id);
+  store_le64(n.data() + 8, ++nonce_counter_);
+  store_le64(n.data() + 16, rng_.next());
+  return n;
+}
+
+void Swim::send_datagram(const std::string& to_addr, Datagram& d, const Update* buddy) {
+  d.from = self_name_;
+  d.updates.clear();
+  const size_t mtu = cfg_.max_datagram_bytes;
+  size_t used = Keyring::kOverhead + kHeaderReserve + text_estimate(d.from) +
+                text_estimate(d.target) + text_estimate(d.target_addr);
+  if (buddy) {
+    d.updates.push_back(*buddy);
+    used += encoded_size_estimate(*buddy);
+  }
+  if (used < mtu) {
+    queue_.take(mtu - used, retransmit_limit(cfg_.retransmit_mult, n_live_),
+                cfg_.max_updates_per_datagram - d.updates.size(), d.updates);
+  }
+  // Verify the real sealed size; trim piggybacked updates if an estimate was too small.
+  for (;;) {
+    encode(d, plain_);
+    if (plain_.size() + Keyring::kOverhead <= mtu || d.updates.empty()) break;
+    d.updates.pop_back();
+    ++stats_.packer_trims;
+  }
+  if (plain_.size() + Keyring::kOverhead > mtu) return;  // cannot happen with validated names
+  sealed_.resize(plain_.size() + Keyring::kOverhead);
+  const size_t n = keyring_.seal(plain_, kDatagramAd, next_nonce(), sealed_);
+  ++stats_.datagrams_sent;
+  stats_.datagram_bytes_sent += n;
+  stats_.max_datagram_bytes = std::max<uint64_t>(stats_.max_datagram_bytes, n);
+  transport_.send_datagram(to_addr, std::span<const uint8_t>(sealed_.data(), n));
+}
+
+void Swim::send_push_pull(const std::string& to_addr, SyncKind kind, bool join, bool want_reply) {
+  PushPull p;
+  p.from = self_name_;
+  p.from_addr = members_[0].info.addr;
+  p.kind = kind;
+  p.join = join;
+  p.want_reply = want_reply;
+  p.digest = digest_;
+  if (kind == SyncKind::kFull) {
+    p.members.reserve(members_.size());
+    for (const Member& m : members_)
+      if (m.in_use) p.members.push_back(m.info);
+    ++stats_.full_syncs;
+  }
+  std::vector<uint8_t> plain;
+  encode(p, plain);
+  if (plain.size() + Keyring::kOverhead > cfg_.max_stream_bytes) return;
+  std::vector<uint8_t> sealed(plain.size() + Keyring::kOverhead);
+  const size_t n = keyring_.seal(plain, kStreamAd, next_nonce(), sealed);
+  ++stats_.streams_sent;
+  stats_.stream_bytes_sent += n;
+  transport_.send_stream(to_addr, std::span<const uint8_t>(sealed.data(), n));
+}
+
+void Swim::on_datagram(std::string_view from_addr, std::span<const uint8_t> bytes) {
+  ++stats_.datagrams_received;
+  if (bytes.size() > cfg_.max_datagram_bytes) {
+    ++stats_.dropped_oversized;
+    return;
+  }
+  opened_.resize(bytes.size());
+  Keyring::Nonce nonce;
+  auto len = keyring_.open(bytes, kDatagramAd, opened_, &nonce);
+  if (!len) {
+    ++stats_.dropped_auth;
+    return;
+  }
+  if (!decode(std::span<const uint8_t>(opened_.data(), *len), limits_, in_msg_)) {
+    ++stats_.dropped_malformed;
+    return;
+  }
+  if (in_msg_.from == self_name_ ||
+      !replay_.accept(in_msg_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
+    ++stats_.dropped_replay;
+    return;
+  }
+  handle_datagram(from_addr, in_msg_);
+  arm();
+}
+
+void Swim::on_stream(std::string_view from_addr, std::span<const uint8_t> bytes) {
+  ++stats_.streams_received;
+  if (bytes.size() > cfg_.max_stream_bytes) {
+    ++stats_.dropped_oversized;
+    return;
+  }
+  std::vector<uint8_t> plain(bytes.size());
+  Keyring::Nonce nonce;
+  auto len = keyring_.open(bytes, kStreamAd, plain, &nonce);
+  if (!len) {
+    ++stats_.dropped_auth;
+    return;
+  }
+  if (!decode(std::span<const uint8_t>(plain.data(), *len), stream_limits_, in_pp_)) {
+    ++stats_.dropped_malformed;
+    return;
+  }
+  if (in_pp_.from == self_name_ ||
+      !replay_.accept(in_pp_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
+    ++stats_.dropped_replay;
+    return;
+  }
+  handle_push_pull(in_pp_);
+  arm();
+}
+
+void Swim::handle_datagram(std::string_view from_addr, Datagram& d) {
+  switch (d.kind) {
+    case MsgKind::kPing: {
+      if (d.target != self_name_) {
+        ++stats_.dropped_misdirected;
+        break;
+      }
+      const uint32_t seq = d.seq;
+      // Apply piggybacked updates first: a buddy suspicion is refuted in the ack itself.
+      for (const Update& u : d.updates) apply_update(u);
+      out_msg_.clear();
+      out_msg_.kind = MsgKind::kAck;
+      out_msg_.seq = seq;
+      send_datagram(std::string(from_addr), out_msg_, nullptr);
+      return;
+    }
+    case MsgKind::kPingReq: {
+      if (d.target == self_name_ || d.target_addr.empty()) break;
+      const uint32_t rseq = ++seq_;
+      Relay& r = relays_[rseq % kRelaySlots];
+      r.active = true;
+      r.want_nack = d.want_nack;
+      r.seq = rseq;
+      r.origin_seq = d.seq;
+      r.origin_addr.assign(from_addr);
+      std::string target_addr = d.target_addr;
+      std::string target = d.target;
+      for (const Update& u : d.updates) apply_update(u);
+      out_msg_.clear();
+      out_msg_.kind = MsgKind::kPing;
+      out_msg_.seq = rseq;
+      out_msg_.target = target;
+      send_datagram(target_addr, out_msg_, nullptr);
+      const auto wait = Duration(static_cast<int64_t>(cfg_.nack_fraction * static_cast<double>(cfg_.indirect_timeout.count())));
+      schedule(clock_.now() + wait, TimerKind::kRelay, rseq % kRelaySlots, rseq);
+      return;
+    }
+    case MsgKind::kAck: {
+      if (probe_.active && d.seq == probe_.seq) {
+        if (!probe_.acked) {
+          probe_.acked = true;
+          awareness_.apply(-1);
+        }
+      } else {
+        Relay& r = relays_[d.seq % kRelaySlots];
+        if (r.active && r.seq == d.seq) {
+          r.active = false;
+          std::string origin = std::move(r.origin_addr);
+          const uint32_t origin_seq = r.origin_seq;
+          for (const Update& u : d.updates) apply_update(u);
+          out_msg_.clear();
+          out_msg_.kind = MsgKind::kAck;
+          out_msg_.seq = origin_seq;
+          send_datagram(origin, out_msg_, nullptr);
+          return;
+        }
+      }
+      break;
+    }
+    case MsgKind::kNack:
+      if (probe_.active && d.seq == probe_.seq) {
+        ++probe_.nacks_received;
+        ++stats_.nacks_received;
+      }
+      break;
+    case MsgKind::kGossip:
+      break;
+  }
+  for (const Update& u : d.updates) apply_update(u);
+}
+
+void Swim::handle_push_pull(PushPull& p) {
+  // Reply to the advertised address: stream replies may come from an ephemeral port.
+  const std::string reply_to = p.from_addr;
+  switch (p.kind) {
+    case SyncKind::kDigest:
+      if (!p.want_reply) break;
+      if (p.digest == digest_)
+        send_push_pull(reply_to, SyncKind::kInSync, false, false);
+      else  // views differ: send ours and ask for theirs
+        send_push_pull(reply_to, SyncKind::kFull, false, true);
+      break;
+    case SyncKind::kFull:
+      merge_state(p);
+      if (p.want_reply) send_push_pull(reply_to, SyncKind::kFull, false, false);
+      break;
+    case SyncKind::kInSync:
+      break;
+  }
+}
+
+}  // namespace dog::membership

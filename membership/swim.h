@@ -1,0 +1,229 @@
+// The SWIM + Lifeguard membership core: a single-threaded, sans-IO state machine.
+//
+// Inputs: on_datagram(), on_stream(), on_timer(), and the API calls below. Outputs: sealed
+// bytes through Transport, wake-up requests through Timer, events through EventSink. The same
+// code runs in production (node/ wires Asio sockets and a steady clock) and in the simulator
+// (membership/sim). It never includes Asio, never reads an OS clock, and draws every random
+// choice from a seeded Rng.
+//
+// Protocol summary (details and formulas in docs/membership.md and config.h):
+//  * Every period T (scaled by local health) probe the next member of a shuffled round-robin
+//    order: ping; after probe_timeout ask k members to ping-req it; at the deadline suspect it.
+//  * Suspicions carry incarnation numbers; the suspect refutes with a higher one. Lifeguard
+//    timeouts shrink with independent confirmations; relays send nacks; a ping to a suspect
+//    carries the suspicion (buddy system); local health scales our own timing.
+//  * Updates piggyback on every datagram (BroadcastQueue) and on dedicated gossip.
+//  * Anti-entropy push/pull over the stream: full state on join, digests afterwards.
+//  * Every datagram and stream frame is sealed with the Keyring; bad input is counted and dropped.
+//
+// Thread-safety: none. All calls must come from the loop that owns the instance. The Clock,
+// Timer, Transport, Keyring and EventSink passed in must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "membership/awareness.h"
+#include "membership/broadcast_queue.h"
+#include "membership/clock.h"
+#include "membership/config.h"
+#include "membership/events.h"
+#include "membership/keyring.h"
+#include "membership/replay_window.h"
+#include "membership/rng.h"
+#include "membership/stats.h"
+#include "membership/suspicion.h"
+#include "membership/transport.h"
+#include "membership/types.h"
+#include "membership/wire.h"
+
+namespace dog::membership {
+
+struct Identity {
+  std::string name;  // unique, stable cluster-wide; <= Config::max_name_bytes
+  std::string addr;  // where peers send datagrams and stream frames
+  Meta meta;
+};
+
+class Swim {
+ public:
+  // REQUIRES: cfg.validate() == nullopt, identity.meta within cfg.max_meta_bytes.
+  // `sink` may be null. Nothing is sent until start().
+  Swim(const Config& cfg, Identity self, Keyring& keyring, Clock& clock, Timer& timer,
+       Transport& transport, uint64_t seed, EventSink* sink);
+  ~Swim();
+  Swim(const Swim&) = delete;
+  Swim& operator=(const Swim&) = delete;
+
+  // Starts probing, gossip and periodic push/pull (alone until join() or a peer contacts us).
+  void start();
+  // Sends a full-state push/pull to each seed address. Joining completes asynchronously as the
+  // replies arrive; num_live() > 1 tells that at least one did.
+  void join(std::span<const std::string> seed_addrs);
+  // Graceful leave: gossips `left` for Config::leave_propagate, stops probing; leave_done()
+  // then turns true and the host may stop calling in.
+  void leave();
+  bool leave_done() const { return leave_done_; }
+
+  // Inbound bytes from the transport. Never throws; bad input is dropped and counted in stats().
+  void on_datagram(std::string_view from_addr, std::span<const uint8_t> bytes);
+  void on_stream(std::string_view from_addr, std::span<const uint8_t> bytes);
+  // Runs every internal deadline that is due at clock.now().
+  void on_timer();
+
+  // Replaces our metadata (bumps our incarnation and gossips it). False if over max_meta_bytes.
+  bool set_meta(const Meta& meta);
+  // Queues a user payload for best-effort dissemination behind system updates. False if over
+  // max_user_payload_bytes.
+  bool broadcast_user(std::span<const uint8_t> payload);
+
+  // --- Queries ---
+  const std::string& name() const { return self_name_; }
+  size_t num_live() const { return n_live_; }  // alive + suspect, including ourselves
+  std::optional<MemberInfo> member(std::string_view name) const;
+  std::vector<MemberInfo> members() const;  // every known member incl. tombstones and ourselves
+  uint64_t incarnation() const;
+  uint64_t view_epoch() const { return view_epoch_; }
+  uint64_t digest() const { return digest_; }
+  int health_score() const { return awareness_.score(); }
+  const Stats& stats() const { return stats_; }
+  const Config& config() const { return cfg_; }
+  size_t queued_broadcasts() const { return queue_.size(); }
+
+  // Test/simulator seam: installs members as alive without any traffic or broadcasts, as if a
+  // push/pull had already happened (used to start large simulated clusters converged).
+  void TEST_install(const std::vector<MemberInfo>& members);
+
+ private:
+  enum class TimerKind : uint8_t {
+    kProbe, kProbeTimeout, kProbeDeadline, kGossip, kPushPull, kSuspicion, kRelay, kLeave
+  };
+  struct Deadline {
+    TimePoint at;
+    TimerKind kind;
+    uint32_t idx;
+    uint64_t gen;
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+  struct Member {
+    MemberInfo info;
+    bool in_use = false;
+    TimePoint state_change{};
+    std::unique_ptr<Suspicion> suspicion;
+    uint64_t suspicion_gen = 0;
+  };
+  struct Probe {
+    bool active = false;
+    bool acked = false;
+    uint32_t seq = 0;
+    uint32_t target = 0;
+    uint64_t gen = 0;
+    uint32_t nacks_expected = 0;
+    uint32_t nacks_received = 0;
+  };
+  struct Relay {
+    bool active = false;
+    bool want_nack = false;
+    uint32_t seq = 0;
+    uint32_t origin_seq = 0;
+    std::string origin_addr;
+  };
+  static constexpr size_t kRelaySlots = 64;
+
+  // swim.cc: timers, probing, gossip, transport.
+  void schedule(TimePoint at, TimerKind kind, uint32_t idx = 0, uint64_t gen = 0);
+  void arm();
+  void dispatch(const Deadline& d);
+  void probe_tick();
+  void probe_timeout(uint64_t gen);
+  void probe_deadline(uint64_t gen);
+  void gossip_tick();
+  void push_pull_tick(uint32_t chain);
+  void relay_timeout(uint32_t slot, uint64_t seq);
+  std::optional<uint32_t> next_probe_target();
+  void reshuffle();
+  size_t random_members(size_t k, uint32_t exclude, bool include_recent_dead, uint32_t* out);
+  void send_datagram(const std::string& to_addr, Datagram& d, const Update* buddy);
+  void send_push_pull(const std::string& to_addr, SyncKind kind, bool join, bool want_reply);
+  Keyring::Nonce next_nonce();
+  void handle_datagram(std::string_view from_addr, Datagram& d);
+  void handle_push_pull(PushPull& p);
+
+  // swim_merge.cc: state transitions.
+  void apply_update(const Update& u);
+  void apply_alive(const Update& u);
+  void apply_suspect(const Update& u);
+  void apply_dead(const Update& u);
+  void apply_user(const Update& u);
+  void suspect_locally(uint32_t idx);
+  void suspicion_expired(uint32_t idx, uint64_t gen);
+  void refute(uint64_t accused_incarnation);
+  void merge_state(const PushPull& p);
+  uint32_t add_member(const Update& u);
+  void set_state(Member& m, MemberState s);
+  void emit(EventKind kind, const Member& m, bool local_origin = false);
+  void enqueue(const Update& u, BroadcastClass cls = BroadcastClass::kSystem);
+  Update alive_update_for_self() const;
+  uint64_t member_hash(const MemberInfo& m) const;
+  Member* find(std::string_view name);
+  const Member* find(std::string_view name) const;
+
+  Config cfg_;
+  WireLimits limits_;
+  WireLimits stream_limits_;
+  std::string self_name_;
+  Keyring& keyring_;
+  Clock& clock_;
+  Timer& timer_;
+  Transport& transport_;
+  EventSink* sink_;
+  Rng rng_;
+  Awareness awareness_;
+  BroadcastQueue queue_;
+  ReplayWindow replay_;
+  Stats stats_;
+
+  std::vector<Member> members_;  // slot 0 is ourselves
+  std::unordered_map<std::string, uint32_t> index_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<uint32_t> probe_order_;
+  size_t probe_pos_ = 0;
+  std::deque<std::string> verify_;
+  size_t n_live_ = 1;
+  uint64_t digest_ = 0;
+  uint64_t view_epoch_ = 0;
+
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> deadlines_;
+  TimePoint armed_ = TimePoint::max();
+  Probe probe_;
+  uint64_t probe_gen_ = 0;
+  uint32_t seq_ = 0;
+  Relay relays_[kRelaySlots];
+  uint64_t nonce_counter_ = 0;
+  uint64_t user_seq_ = 0;
+  std::unordered_set<uint64_t> user_seen_;
+  std::deque<uint64_t> user_seen_order_;
+  bool started_ = false;
+  bool leaving_ = false;
+  bool leave_done_ = false;
+  int join_backoff_step_ = -1;
+
+  // Scratch buffers reused for every packet (no per-packet heap churn in steady state).
+  Datagram in_msg_;
+  Datagram out_msg_;
+  PushPull in_pp_;
+  std::vector<uint8_t> plain_;
+  std::vector<uint8_t> sealed_;
+  std::vector<uint8_t> opened_;
+};
+
+}  // namespace dog::membership

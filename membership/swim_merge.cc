@@ -1,0 +1,337 @@
+// SWIM core, part 2: what updates do to the member table. Precedence (SWIM §4.2):
+//   alive(i)   beats alive/suspect(j) if i > j, and dead/left(j) only if i > j;
+//   suspect(i) beats alive/suspect(j) if i >= j (equal: a confirmation);
+//   dead/left(i) beat alive/suspect(j) if i >= j.
+// Only a member itself raises its own incarnation (refute, set_meta).
+#include <algorithm>
+
+#include "membership/swim.h"
+
+namespace dog::membership {
+
+namespace {
+uint64_t fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ULL) {
+  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+uint64_t mix(uint64_t x) {
+  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
+  return x;
+}
+bool is_live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
+}  // namespace
+
+uint64_t Swim::member_hash(const MemberInfo& m) const {
+  // Digest contribution of a live member: order-independent (XOR-combined) hash of name and
+  // incarnation. Suspect and alive hash alike; dead/left members contribute nothing.
+  if (!is_live(m.state)) return 0;
+  return mix(fnv1a(m.name) ^ mix(m.incarnation));
+}
+
+Swim::Member* Swim::find(std::string_view name) {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &members_[it->second];
+}
+const Swim::Member* Swim::find(std::string_view name) const {
+  auto it = index_.find(std::string(name));
+  return it == index_.end() ? nullptr : &members_[it->second];
+}
+
+std::optional<MemberInfo> Swim::member(std::string_view name) const {
+  const Member* m = find(name);
+  if (!m) return std::nullopt;
+  return m->info;
+}
+
+std::vector<MemberInfo> Swim::members() const {
+  std::vector<MemberInfo> out;
+  for (const Member& m : members_)
+    if (m.in_use) out.push_back(m.info);
+  return out;
+}
+
+void Swim::emit(EventKind kind, const Member& m, bool local_origin) {
+  ++view_epoch_;
+  if (sink_) sink_->on_member_event(Event{kind, &m.info, view_epoch_, local_origin});
+}
+
+void Swim::enqueue(const Update& u, BroadcastClass cls) { queue_.push(u, cls); }
+
+void Swim::set_state(Member& m, MemberState s) {
+  const bool was_live = is_live(m.info.state);
+  digest_ ^= member_hash(m.info);
+  m.info.state = s;
+  digest_ ^= member_hash(m.info);
+  if (was_live && !is_live(s)) --n_live_;
+  if (!was_live && is_live(s)) ++n_live_;
+  m.state_change = clock_.now();
+  if (s != MemberState::kSuspect) {
+    m.suspicion.reset();
+    ++m.suspicion_gen;
+  }
+}
+
+Update Swim::alive_update_for_self() const {
+  const Member& me = members_[0];
+  Update u;
+  u.kind = UpdateKind::kAlive;
+  u.node = self_name_;
+  u.incarnation = me.info.incarnation;
+  u.addr = me.info.addr;
+  u.meta = me.info.meta;
+  return u;
+}
+
+bool Swim::set_meta(const Meta& meta) {
+  if (meta.byte_size() > cfg_.max_meta_bytes) return false;
+  Member& me = members_[0];
+  digest_ ^= member_hash(me.info);
+  me.info.meta = meta;
+  ++me.info.incarnation;
+  digest_ ^= member_hash(me.info);
+  emit(EventKind::kUpdate, me);
+  enqueue(alive_update_for_self());
+  return true;
+}
+
+bool Swim::broadcast_user(std::span<const uint8_t> payload) {
+  if (payload.size() > cfg_.max_user_payload_bytes) return false;
+  Update u;
+  u.kind = UpdateKind::kUser;
+  u.node = self_name_;
+  u.incarnation = ++user_seq_;
+  u.payload.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+  enqueue(u, BroadcastClass::kUser);
+  return true;
+}
+
+void Swim::refute(uint64_t accused_incarnation) {
+  Member& me = members_[0];
+  digest_ ^= member_hash(me.info);
+  me.info.incarnation = std::max(me.info.incarnation, accused_incarnation) + 1;
+  digest_ ^= member_hash(me.info);
+  ++stats_.refutations;
+  awareness_.apply(1);  // LHA: being suspected suggests we are the slow one
+  enqueue(alive_update_for_self());
+}
+
+uint32_t Swim::add_member(const Update& u) {
+  uint32_t idx;
+  if (!free_slots_.empty()) {
+    idx = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    idx = static_cast<uint32_t>(members_.size());
+    members_.emplace_back();
+  }
+  Member& m = members_[idx];
+  m.in_use = true;
+  m.info.name = u.node;
+  m.info.addr = u.addr;
+  m.info.meta = u.meta;
+  m.info.incarnation = u.incarnation;
+  m.info.state = MemberState::kDead;  // set_state below counts the transition to alive
+  m.state_change = clock_.now();
+  index_.emplace(u.node, idx);
+  // SWIM §4.3: new members go to a random position in the rest of the current round.
+  probe_order_.push_back(idx);
+  const size_t remaining = probe_order_.size() - probe_pos_;
+  std::swap(probe_order_.back(), probe_order_[probe_pos_ + rng_.uniform(remaining)]);
+  return idx;
+}
+
+void Swim::apply_update(const Update& u) {
+  switch (u.kind) {
+    case UpdateKind::kAlive: apply_alive(u); break;
+    case UpdateKind::kSuspect: apply_suspect(u); break;
+    case UpdateKind::kDead:
+    case UpdateKind::kLeft: apply_dead(u); break;
+    case UpdateKind::kUser: apply_user(u); break;
+  }
+}
+
+void Swim::apply_alive(const Update& u) {
+  if (u.node == self_name_) {
+    // Someone spreads an alive about us newer than ours (a previous run of this name): outbid it.
+    if (u.incarnation > incarnation() && !leaving_) refute(u.incarnation);
+    return;
+  }
+  if (u.addr.empty()) return;
+  Member* m = find(u.node);
+  if (!m) {
+    const uint32_t idx = add_member(u);
+    Member& nm = members_[idx];
+    set_state(nm, MemberState::kAlive);
+    emit(EventKind::kJoin, nm);
+    enqueue(u);
+    return;
+  }
+  if (u.incarnation <= m->info.incarnation) return;
+  const MemberState prev = m->info.state;
+  const bool meta_changed = !(m->info.meta == u.meta) || m->info.addr != u.addr;
+  digest_ ^= member_hash(m->info);
+  m->info.incarnation = u.incarnation;
+  m->info.addr = u.addr;
+  m->info.meta = u.meta;
+  digest_ ^= member_hash(m->info);
+  set_state(*m, MemberState::kAlive);
+  if (prev == MemberState::kDead || prev == MemberState::kLeft) {
+    const uint32_t idx = static_cast<uint32_t>(m - members_.data());
+    probe_order_.push_back(idx);
+    emit(EventKind::kJoin, *m);
+  } else if (prev == MemberState::kSuspect) {
+    emit(EventKind::kAlive, *m);
+  } else if (meta_changed) {
+    emit(EventKind::kUpdate, *m);
+  }
+  enqueue(u);
+}
+
+void Swim::apply_suspect(const Update& u) {
+  if (u.node == self_name_) {
+    if (!leaving_ && u.incarnation >= incarnation()) refute(u.incarnation);
+    return;
+  }
+  Member* m = find(u.node);
+  if (!m || !is_live(m->info.state) || u.incarnation < m->info.incarnation) return;
+  const uint32_t idx = static_cast<uint32_t>(m - members_.data());
+  const std::string& accuser = u.from.empty() ? u.node : u.from;
+  if (m->info.state == MemberState::kSuspect && u.incarnation == m->info.incarnation) {
+    if (m->suspicion && m->suspicion->confirm(accuser)) {
+      schedule(m->suspicion->deadline(), TimerKind::kSuspicion, idx, m->suspicion_gen);
+      enqueue(u);  // re-gossip confirmations so others shrink their timers too
+    }
+    return;
+  }
+  digest_ ^= member_hash(m->info);
+  m->info.incarnation = u.incarnation;
+  digest_ ^= member_hash(m->info);
+  set_state(*m, MemberState::kSuspect);
+  ++m->suspicion_gen;
+  const Duration min = suspicion_timeout_min(cfg_.suspicion_mult, n_live_, cfg_.probe_interval);
+  Duration max = min;
+  uint32_t k = 0;
+  if (cfg_.lifeguard) {
+    max = Duration(static_cast<int64_t>(cfg_.suspicion_max_mult * static_cast<double>(min.count())));
+    // With fewer than k other members to confirm, waiting for k would always hit max.
+    k = n_live_ >= 2 + cfg_.suspicion_confirmations ? cfg_.suspicion_confirmations
+                                                    : static_cast<uint32_t>(n_live_ > 2 ? n_live_ - 2 : 0);
+  }
+  m->suspicion = std::make_unique<Suspicion>(accuser, k, clock_.now(), min, max);
+  schedule(m->suspicion->deadline(), TimerKind::kSuspicion, idx, m->suspicion_gen);
+  const bool local = accuser == self_name_;
+  emit(EventKind::kSuspect, *m, local);
+  enqueue(u);
+  // Lifeguard-style acceleration: a few members re-probe the suspect at their next tick, so
+  // independent confirmations of a real failure arrive within about one period.
+  if (!local && cfg_.lifeguard && cfg_.suspicion_verifiers > 0 &&
+      rng_.unit() * static_cast<double>(n_live_) < cfg_.suspicion_verifiers)
+    verify_.push_back(u.node);
+}
+
+void Swim::suspect_locally(uint32_t idx) {
+  Member& m = members_[idx];
+  if (!m.in_use || !is_live(m.info.state)) return;
+  ++stats_.suspicions_raised;
+  Update u;
+  u.kind = UpdateKind::kSuspect;
+  u.node = m.info.name;
+  u.incarnation = m.info.incarnation;
+  u.from = self_name_;
+  apply_suspect(u);
+}
+
+void Swim::suspicion_expired(uint32_t idx, uint64_t gen) {
+  Member& m = members_[idx];
+  if (!m.in_use || m.suspicion_gen != gen || m.info.state != MemberState::kSuspect || !m.suspicion)
+    return;
+  if (m.suspicion->deadline() > clock_.now()) return;  // a later entry is scheduled
+  ++stats_.deaths_declared;
+  Update u;
+  u.kind = UpdateKind::kDead;
+  u.node = m.info.name;
+  u.incarnation = m.info.incarnation;
+  u.from = self_name_;
+  set_state(m, MemberState::kDead);
+  emit(EventKind::kDead, m, true);
+  enqueue(u);
+}
+
+void Swim::apply_dead(const Update& u) {
+  const bool left = u.kind == UpdateKind::kLeft;
+  if (u.node == self_name_) {
+    // A death (or a stale "left") of ourselves while we are running: refute.
+    if (!leaving_ && u.incarnation >= incarnation()) refute(u.incarnation);
+    return;
+  }
+  Member* m = find(u.node);
+  if (!m || !is_live(m->info.state) || u.incarnation < m->info.incarnation) return;
+  digest_ ^= member_hash(m->info);
+  m->info.incarnation = u.incarnation;
+  digest_ ^= member_hash(m->info);
+  set_state(*m, left ? MemberState::kLeft : MemberState::kDead);  // removes the live hash
+  emit(left ? EventKind::kLeave : EventKind::kDead, *m);
+  enqueue(u);
+}
+
+void Swim::apply_user(const Update& u) {
+  if (u.node == self_name_) return;
+  const uint64_t key = mix(fnv1a(u.node) ^ mix(u.incarnation + 0x5bd1e995));
+  if (!user_seen_.insert(key).second) return;
+  user_seen_order_.push_back(key);
+  if (user_seen_order_.size() > 4096) {
+    user_seen_.erase(user_seen_order_.front());
+    user_seen_order_.pop_front();
+  }
+  enqueue(u, BroadcastClass::kUser);
+  if (sink_)
+    sink_->on_user_message(u.node, std::span<const uint8_t>(
+                                       reinterpret_cast<const uint8_t*>(u.payload.data()), u.payload.size()));
+}
+
+void Swim::TEST_install(const std::vector<MemberInfo>& members) {
+  Update u;
+  for (const MemberInfo& r : members) {
+    if (r.name == self_name_ || find(r.name)) continue;
+    u.kind = UpdateKind::kAlive;
+    u.node = r.name;
+    u.addr = r.addr;
+    u.incarnation = r.incarnation;
+    u.meta = r.meta;
+    const uint32_t idx = add_member(u);
+    set_state(members_[idx], MemberState::kAlive);
+    emit(EventKind::kJoin, members_[idx]);
+  }
+}
+
+void Swim::merge_state(const PushPull& p) {
+  // memberlist mergeState: alive/left as received; suspect and dead become suspicions accused by
+  // the sender (a remote "dead" is only a suspicion here, so it can still be refuted). Alive
+  // records never revive a dead/left member without a newer incarnation (apply_alive).
+  Update u;
+  for (const MemberInfo& r : p.members) {
+    u = Update{};
+    u.node = r.name;
+    u.incarnation = r.incarnation;
+    switch (r.state) {
+      case MemberState::kAlive:
+        u.kind = UpdateKind::kAlive;
+        u.addr = r.addr;
+        u.meta = r.meta;
+        break;
+      case MemberState::kLeft:
+        u.kind = UpdateKind::kLeft;
+        u.from = p.from;
+        break;
+      case MemberState::kSuspect:
+      case MemberState::kDead:
+        if (!find(r.name) && r.name != self_name_) continue;  // don't learn members as suspects
+        u.kind = UpdateKind::kSuspect;
+        u.from = p.from;
+        break;
+    }
+    apply_update(u);
+  }
+}
+
+}  // namespace dog::membership

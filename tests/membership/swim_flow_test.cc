@@ -1,0 +1,253 @@
+// Protocol flows on small simulated clusters, advancing virtual time by hand.
+#include <catch2/catch.hpp>
+
+#include <optional>
+
+#include "harness.h"
+#include "membership/sim/cluster.h"
+
+using namespace dog::membership;
+using namespace dog::membership::sim;
+using namespace dog::membership::test;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+namespace {
+
+struct Seen {
+  TimePoint t;
+  uint32_t observer;
+  EventKind kind;
+  std::string subject;
+  bool local;
+};
+
+struct Recorder {
+  std::vector<Seen> log;
+  void attach(Cluster& c) {
+    c.set_observer([this, &c](uint32_t obs, const Event& e) {
+      log.push_back({c.net().now(), obs, e.kind, e.member->name, e.local_origin});
+    });
+  }
+  std::optional<Seen> first(EventKind k, const std::string& subject, int observer = -1) const {
+    for (const Seen& s : log)
+      if (s.kind == k && s.subject == subject && (observer < 0 || s.observer == static_cast<uint32_t>(observer)))
+        return s;
+    return std::nullopt;
+  }
+  size_t count(EventKind k) const {
+    size_t n = 0;
+    for (const Seen& s : log) n += s.kind == k;
+    return n;
+  }
+};
+
+ClusterOptions small(size_t n, uint64_t seed, bool lifeguard = true) {
+  ClusterOptions o;
+  o.nodes = n;
+  o.seed = seed;
+  o.config = Config::lan();
+  o.config.lifeguard = lifeguard;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("healthy members probe each other and never suspect") {
+  Cluster c(small(5, 1));
+  Recorder r;
+  r.attach(c);
+  c.start_all();
+  c.run_for(seconds(30));
+  for (uint32_t i = 0; i < 5; ++i) {
+    CHECK(c.node(i).stats().probes >= 28);
+    CHECK(c.node(i).stats().probe_failures == 0);
+    CHECK(c.node(i).num_live() == 5);
+  }
+  CHECK(r.count(EventKind::kSuspect) == 0);
+}
+
+TEST_CASE("ping-req through a third member avoids suspecting a member behind a broken link") {
+  Cluster c(small(3, 2));
+  Recorder r;
+  r.attach(c);
+  LinkParams dead_link;
+  dead_link.loss = 1.0;
+  c.net().set_link(0, 2, dead_link);
+  c.net().set_link(2, 0, dead_link);
+  c.start_all();
+  c.run_for(seconds(40));
+  CHECK(c.node(0).stats().indirect_probes > 0);
+  CHECK(c.node(0).stats().suspicions_raised == 0);
+  CHECK(c.node(2).stats().suspicions_raised == 0);
+  CHECK(r.count(EventKind::kDead) == 0);
+}
+
+TEST_CASE("a crashed member is suspected then declared dead after exactly the suspicion timeout") {
+  Cluster c(small(3, 3, /*lifeguard=*/false));
+  Recorder r;
+  r.attach(c);
+  c.start_all();
+  c.run_for(seconds(5));
+  const TimePoint crash = c.net().now();
+  c.net().crash(2);
+  // With 2 probers and round-robin over 2 targets, someone probes n2 within 2 periods, and the
+  // probe fails at probe_timeout + indirect_timeout = 0.5 s.
+  c.run_for(milliseconds(2600));
+  auto s = r.first(EventKind::kSuspect, "n2");
+  REQUIRE(s);
+  CHECK(s->local);
+  CHECK(s->t - crash <= milliseconds(2500));
+  // Lifeguard off: timeout = 1.25 * max(1, log10 3) * 1 s = 1.25 s, no confirmations needed.
+  const TimePoint expiry = s->t + milliseconds(1250);
+  c.net().run_until(expiry - milliseconds(1));
+  CHECK_FALSE(r.first(EventKind::kDead, "n2", static_cast<int>(s->observer)));
+  c.net().run_until(expiry);
+  auto d = r.first(EventKind::kDead, "n2", static_cast<int>(s->observer));
+  REQUIRE(d);
+  CHECK(d->t == expiry);
+  c.run_for(seconds(2));
+  CHECK(c.node(0).member("n2")->state == MemberState::kDead);
+  CHECK(c.node(1).member("n2")->state == MemberState::kDead);
+  CHECK(c.node(0).num_live() == 2);
+}
+
+TEST_CASE("a suspected member that is alive refutes with a higher incarnation") {
+  Cluster c(small(4, 4));
+  Recorder r;
+  r.attach(c);
+  c.start_all();
+  c.run_for(seconds(3));
+  c.net().set_partition({0, 0, 0, 1});  // isolate n3
+  std::optional<Seen> s;
+  for (int i = 0; i < 100 && !s; ++i) {
+    c.run_for(milliseconds(50));
+    s = r.first(EventKind::kSuspect, "n3");
+  }
+  REQUIRE(s);
+  c.net().set_partition({});
+  c.run_for(seconds(5));
+  CHECK(c.node(3).incarnation() > 1);
+  CHECK(c.node(3).stats().refutations >= 1);
+  CHECK(r.first(EventKind::kAlive, "n3"));
+  CHECK_FALSE(r.first(EventKind::kDead, "n3"));
+  for (uint32_t i = 0; i < 3; ++i) CHECK(c.node(i).member("n3")->state == MemberState::kAlive);
+}
+
+TEST_CASE("relays nack when the target is gone and a healthy prober stays healthy") {
+  Cluster c(small(6, 5));
+  c.start_all();
+  c.run_for(seconds(3));
+  c.net().crash(5);
+  c.run_for(seconds(6));
+  uint64_t nacks = 0;
+  for (uint32_t i = 0; i < 5; ++i) {
+    nacks += c.node(i).stats().nacks_received;
+    CHECK(c.node(i).health_score() == 0);  // expected nacks arrived: not our fault
+  }
+  CHECK(nacks > 0);
+}
+
+TEST_CASE("a member that hears nothing raises its own health score") {
+  Cluster c(small(6, 6));
+  c.start_all();
+  c.run_for(seconds(3));
+  c.net().set_ingress_loss(0, 1.0);  // n0 sends fine but receives nothing: no acks, no nacks
+  c.run_for(seconds(4));
+  CHECK(c.node(0).health_score() > 0);
+  CHECK(c.node(1).health_score() == 0);
+}
+
+TEST_CASE("graceful leave is reported as leave everywhere, never as death") {
+  Cluster c(small(5, 7));
+  Recorder r;
+  r.attach(c);
+  c.start_all();
+  c.run_for(seconds(3));
+  c.node(4).leave();
+  c.run_for(seconds(2));
+  CHECK(c.node(4).leave_done());
+  c.net().crash(4);  // the process exits after leave_done()
+  c.run_for(seconds(10));
+  for (uint32_t i = 0; i < 4; ++i) {
+    CHECK(c.node(i).member("n4")->state == MemberState::kLeft);
+    CHECK(c.node(i).num_live() == 4);
+  }
+  CHECK_FALSE(r.first(EventKind::kDead, "n4"));
+  CHECK_FALSE(r.first(EventKind::kSuspect, "n4"));
+}
+
+TEST_CASE("metadata updates reach every member with monotonically increasing view epochs") {
+  Cluster c(small(20, 8));
+  std::vector<uint64_t> last_epoch(20, 0);
+  bool monotonic = true;
+  size_t updates = 0;
+  for (uint32_t i = 0; i < 20; ++i) last_epoch[i] = c.node(i).view_epoch();  // after installs
+  c.set_observer([&](uint32_t obs, const Event& e) {
+    monotonic = monotonic && e.view_epoch == last_epoch[obs] + 1;
+    last_epoch[obs] = e.view_epoch;
+    if (e.kind == EventKind::kUpdate && e.member->name == "n7" && e.member->meta.zone == "moved") ++updates;
+  });
+  c.start_all();
+  c.run_for(seconds(2));
+  Meta m;
+  m.zone = "moved";
+  m.rpc_addr = "10.0.0.7:9000";
+  REQUIRE(c.node(7).set_meta(m));
+  c.run_for(seconds(5));
+  CHECK(updates == 20);  // 19 peers plus n7's own update event
+  CHECK(monotonic);
+  CHECK(c.node(3).member("n7")->meta.rpc_addr == "10.0.0.7:9000");
+  Meta huge;
+  huge.zone.assign(1000, 'z');
+  CHECK_FALSE(c.node(7).set_meta(huge));
+}
+
+TEST_CASE("push-pull never revives a dead member without a newer incarnation") {
+  const auto key = test_key(9);
+  Node a("a", key);
+  a.swim.start();
+  Keyring peer_ring(key);
+  uint64_t counter = 0;
+  auto push = [&](uint64_t inc, MemberState st) {
+    PushPull p;
+    p.from = "b";
+    p.from_addr = "b";
+    p.kind = SyncKind::kFull;
+    p.members.push_back(MemberInfo{"b", "b", 1, MemberState::kAlive, Meta{}});
+    p.members.push_back(MemberInfo{"x", "x", inc, st, Meta{}});
+    std::vector<uint8_t> plain;
+    encode(p, plain);
+    auto sealed = seal_as_peer(peer_ring, plain, kStreamAd, ++counter);
+    a.swim.on_stream("b", sealed);
+  };
+  push(3, MemberState::kAlive);
+  REQUIRE(a.swim.member("x")->state == MemberState::kAlive);
+  push(3, MemberState::kDead);  // a remote death is only a suspicion here
+  REQUIRE(a.swim.member("x")->state == MemberState::kSuspect);
+  a.advance(seconds(60));  // suspicion expires (nobody refutes)
+  REQUIRE(a.swim.member("x")->state == MemberState::kDead);
+  push(3, MemberState::kAlive);
+  CHECK(a.swim.member("x")->state == MemberState::kDead);
+  push(2, MemberState::kAlive);
+  CHECK(a.swim.member("x")->state == MemberState::kDead);
+  push(4, MemberState::kAlive);
+  CHECK(a.swim.member("x")->state == MemberState::kAlive);
+  CHECK(a.sink.count(EventKind::kJoin, "x") == 2);
+}
+
+TEST_CASE("simulation runs are reproducible for a seed") {
+  auto run = [](uint64_t seed) {
+    ClusterOptions o = small(20, seed);
+    o.link.loss = 0.05;
+    Cluster c(o);
+    c.start_all();
+    c.run_for(seconds(60));
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < 20; ++i)
+      sum = sum * 31 + c.node(i).stats().datagrams_sent * 7 + c.node(i).stats().indirect_probes;
+    return sum;
+  };
+  CHECK(run(11) == run(11));
+  CHECK(run(11) != run(12));
+}
