@@ -1,0 +1,159 @@
+// dog-chat: DOG's chat room example (dog-semantics §6) as a C++ program.
+//
+//   build/bin/dog-chat --http 127.0.0.1:8080 --limit 2
+//
+// Routes: `/` the page, `/ws?u=NAME` the WebSocket, `/broadcast`, `/emit`, `/whisper?target=X`
+// (HTTP senders), anything else `PATH: "<path>"`.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "dog/dog.h"
+#include "page.h"
+
+namespace {
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+struct Lobby : dog::Group {
+  dog::Namespace& link(dog::Env& env) override { return env["ROOM"]; }
+};
+
+struct Room : dog::Replica {
+  std::map<std::string, int64_t> users;  // request id -> time
+
+  dog::Namespace& link(dog::Env& env) override { return env["LOBBY"]; }
+
+  dog::Task<dog::Response> receive(dog::Request& req) override {
+    auto path = req.path();
+    if (path == "/ws") co_return co_await connect(req);
+    if (path == "/broadcast") {
+      dog::Json msg = {{"type", "user:msg"}, {"from", "HTTP"}, {"text", "SENT VIA \"/broadcast\" HTTP route"}, {"time", now_ms()}};
+      co_await broadcast(msg);
+      co_return dog::Response::text(200, "DONE");
+    }
+    if (path == "/whisper") {
+      std::string target(req.query_param("target").value_or("aaa"));
+      dog::Json msg = {{"type", "user:msg"}, {"from", "HTTP"}, {"text", "SENT VIA \"/whisper\" HTTP route"},
+                       {"time", now_ms()}, {"meta", "whisper"}, {"to", target}};
+      co_await whisper(target, msg);
+      co_return dog::Response::text(200, "DONE");
+    }
+    if (path == "/emit") {
+      emit({{"type", "user:msg"}, {"from", "HTTP"}, {"text", "SENT VIA \"/emit\" HTTP route"}, {"time", now_ms()}, {"meta", "group"}});
+      co_return dog::Response::text(200, "DONE");
+    }
+    co_return dog::Response::text(200, "PATH: \"" + std::string(path) + "\"");
+  }
+
+  dog::Task<void> onopen(dog::Socket& socket) override {
+    // GCC 12 miscompiles braced temporaries inside co_await expressions: build values first.
+    dog::Json join = {{"type", "user:join"}, {"from", socket.uid()}, {"time", now_ms()}};
+    co_await socket.broadcast(join, true);
+    users[socket.uid()] = now_ms();
+  }
+
+  dog::Task<void> onclose(dog::Socket& socket) override {
+    dog::Json exit = {{"type", "user:exit"}, {"from", socket.uid()}, {"time", now_ms()}};
+    co_await socket.broadcast(exit);
+    users.erase(socket.uid());
+  }
+
+  dog::Task<dog::Json> ongossip(const dog::Json& msg) override {
+    if (msg.value("type", "") == "intra:user:list") {
+      dog::Json list = dog::Json::array();
+      for (auto& [u, t] : users) list.push_back(u);
+      co_return list;
+    }
+    throw std::runtime_error("Missing: \"" + msg.value("type", "") + "\" ongossip");
+  }
+
+  dog::Task<void> onmessage(dog::Socket& socket, std::string_view data) override {
+    dog::Json input = dog::Json::parse(data, nullptr, /*allow_exceptions=*/false);
+    if (!input.is_object()) {
+      socket.send({{"type", "error"}, {"error", "messages must be JSON objects"}});
+      co_return;
+    }
+    if (!input.contains("uid") || !input["uid"].is_string() || input["uid"].get<std::string>().empty())
+      input["uid"] = socket.uid();
+    std::string uid = input["uid"].get<std::string>();
+    std::string type = input.value("type", "");
+
+    if (type == "req:connected") {
+      users[uid] = now_ms();
+      dog::Json connected = dog::Json({{"type", "user:connected"}, {"from", uid}, {"time", now_ms()}}).dump();
+      co_await socket.broadcast(connected, true);
+    } else if (type == "req:user:list") {
+      dog::Json ask = {{"type", "intra:user:list"}};
+      auto results = co_await gossip(ask);
+      std::set<std::string> all;
+      for (auto& r : results)
+        if (r.value && r.value->is_array())
+          for (auto& u : *r.value)
+            if (u.is_string()) all.insert(u.get<std::string>());
+      for (auto& [u, t] : users) all.insert(u);
+      socket.send({{"type", "user:list"}, {"list", all}, {"time", now_ms()}});
+    } else if (type == "msg") {
+      if (!input.contains("text") || !input["text"].is_string()) {
+        socket.send({{"type", "error"}, {"error", "msg needs a text field"}});
+        co_return;
+      }
+      std::string text = input["text"].get<std::string>();
+      text = std::regex_replace(text, std::regex("^\\s+|\\s+$"), "");
+      dog::Json output = {{"type", "user:msg"}, {"from", socket.uid()}, {"text", text}, {"time", now_ms()}};
+      static const std::regex group_cmd("^/(g|group)\\s+"), whisper_cmd("^/(w|msg)\\s+(\\S+)\\s+"), all_cmd("^/(a|all)\\s+");
+      std::smatch m;
+      if (std::regex_search(text, m, group_cmd)) {
+        output["text"] = m.suffix().str();
+        output["meta"] = "group";
+        socket.emit(output, true);
+      } else if (std::regex_search(text, m, whisper_cmd)) {
+        std::string target = m[2].str();
+        output["text"] = m.suffix().str();
+        output["meta"] = "whisper";
+        output["to"] = target;
+        co_await socket.whisper(target, output);
+        socket.send(output.dump());
+      } else if (std::regex_search(text, m, all_cmd)) {
+        output["text"] = m.suffix().str();
+        co_await socket.broadcast(output, true);
+      } else {
+        co_await socket.broadcast(output, true);
+      }
+    } else if (type.empty()) {
+      socket.send({{"type", "error"}, {"error", "message has no type"}});
+    } else {
+      // DOG relays unknown types to everyone.
+      co_await socket.broadcast(input, true);
+    }
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dog::App app;
+  int limit = 2;
+  app.cli().add_option("--limit", limit, "most connections per Room replica")->capture_default_str();
+  app.add_group("LOBBY", [&limit] {
+    auto lobby = std::make_shared<Lobby>();
+    lobby->limit = limit;
+    return lobby;
+  });
+  app.replica<Room>("ROOM");
+  app.fetch([](dog::Request& req, dog::Env& env) -> dog::Task<dog::Response> {
+    if (req.method != "GET" && req.method != "HEAD") co_return dog::Response::text(405, "Method not allowed");
+    if (req.path() == "/") co_return dog::Response::html(std::string(dog_chat::kPage));
+    if (req.path() == "/favicon.ico") co_return dog::Response::text(404, "");
+    std::string reqid(req.query_param("u").value_or("anon"));
+    auto gid = env["LOBBY"].id_from_name("lobby-id");
+    auto room = co_await dog::identify(gid, reqid, {env["LOBBY"], env["ROOM"]});
+    co_return co_await room.fetch(req);
+  });
+  return app.run(argc, argv);
+}

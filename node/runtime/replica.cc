@@ -1,0 +1,338 @@
+// Replica, Socket and the WebSocket adapter between the front door and Replica hooks.
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstdio>
+#include <regex>
+
+#include "node/runtime/runtime.h"
+
+namespace dog {
+
+namespace {
+Response abort_with(int status, std::string message = {}) {
+  if (message.empty()) message = std::string(http::reason_phrase(status));
+  auto r = Response::text(status, std::move(message));
+  r.headers.set("Connection", "close");
+  return r;
+}
+
+bool is_error_close(uint16_t code) {
+  // No close frame, or the connection broke the protocol: DOG's "error" event.
+  return code == 1006 || code == 1002 || code == 1007 || code == 1009 || code == 1011;
+}
+}  // namespace
+
+// ---- Replica::State ------------------------------------------------------------------------
+
+Replica::State::Entry* Replica::State::entry(std::string_view rid) {
+  for (auto& e : pool)
+    if (e.rid == rid) return &e;
+  return nullptr;
+}
+
+void Replica::State::emit_local(std::string_view sender, const std::string& body, bool self_too) {
+  // Snapshot: a send may close a socket, and closing edits the pool.
+  std::vector<std::shared_ptr<Socket>> targets;
+  for (auto& e : pool)
+    if (self_too || e.rid != sender)
+      for (auto& s : e.sockets) targets.push_back(s);
+  for (auto& s : targets) s->send(body);
+}
+
+void Replica::State::deliver_to(std::string_view target, const std::string& body) {
+  if (Entry* e = entry(target)) {
+    auto targets = e->sockets;
+    for (auto& s : targets) s->send(body);
+  }
+}
+
+// The routing seam for Replica -> Replica calls: `peer()` is local today; a remote peer will be
+// reached over rpc/ with the same arguments. A peer that no longer exists leaves the set.
+Task<void> Replica::State::broadcast(std::string sender, std::string body, bool self_too) {
+  emit_local(sender, body, self_too);
+  auto list = neighbors;
+  for (const auto& nid : list) {
+    auto p = rt->peer(*self_ns, nid);
+    if (!p) {
+      remove_neighbor(nid);
+      continue;
+    }
+    // The self flag travels with the message (DOG drops it across Replicas).
+    p->state_->emit_local(sender, body, self_too);
+  }
+  co_return;
+}
+
+Task<void> Replica::State::whisper(std::string sender, std::string target, std::string body) {
+  if (sender == target) co_return;  // DOG: whispering to yourself is a no-op
+  // Every socket of the target in the group, local and remote (DOG stops at a local hit).
+  deliver_to(target, body);
+  auto list = neighbors;
+  for (const auto& nid : list) {
+    auto p = rt->peer(*self_ns, nid);
+    if (!p) {
+      remove_neighbor(nid);
+      continue;
+    }
+    p->state_->deliver_to(target, body);
+  }
+  co_return;
+}
+
+void Replica::State::add_neighbor(const std::string& nid) {
+  if (nid == self->uid()) return;
+  for (const auto& n : neighbors)
+    if (n == nid) return;
+  neighbors.push_back(nid);
+}
+
+void Replica::State::remove_neighbor(const std::string& nid) { std::erase(neighbors, nid); }
+
+void Replica::State::add_socket(const std::shared_ptr<Socket>& s) {
+  if (Entry* e = entry(s->uid())) {
+    e->sockets.push_back(s);
+  } else {
+    pool.push_back({s->uid(), {s}});
+  }
+  if (idle_timer) idle_timer->cancel();
+}
+
+bool Replica::State::remove_socket(const std::shared_ptr<Socket>& s) {
+  Entry* e = entry(s->uid());
+  if (!e) return true;
+  std::erase(e->sockets, s);
+  if (!e->sockets.empty()) return false;
+  std::erase_if(pool, [&](const Entry& x) { return x.rid == s->uid(); });
+  return true;
+}
+
+void Replica::State::release(const std::string& rid, bool empty) {
+  if (!parent_ns || gid.empty()) return;
+  rt->group_close(*parent_ns, gid, self->uid(), rid, empty);
+}
+
+void Replica::State::touch() {
+  if (inflight > 0 || !pool.empty()) return;
+  if (!idle_timer) idle_timer = std::make_unique<asio::steady_timer>(rt->loop().io());
+  idle_timer->expires_after(rt->config().replica_idle_timeout);
+  Runtime* runtime = rt;
+  Namespace* ns = self_ns;
+  std::string hex = self->uid();
+  idle_timer->async_wait([runtime, ns, hex](std::error_code ec) {
+    if (!ec) runtime->evict_if_idle(*ns, hex);
+  });
+}
+
+// ---- Socket --------------------------------------------------------------------------------
+
+void Socket::send(const Json& msg) {
+  std::string body = Runtime::serialize(msg);
+  if (ws_) {
+    ws_->send(body, true);
+  } else if (!closing_) {
+    pending_.push_back(std::move(body));  // inside onopen: sent right after the 101
+  }
+}
+
+void Socket::close(uint16_t code, std::string_view reason) {
+  if (ws_) {
+    ws_->close(code, reason);  // a second close is a no-op (DOG PR #20's soft close)
+  } else if (!closing_) {
+    closing_ = true;
+    close_code_ = code;
+    close_reason_ = std::string(reason);
+  }
+}
+
+void Socket::emit(const Json& msg, bool self) {
+  if (replica_) replica_->state_->emit_local(uid_, Runtime::serialize(msg), self);
+}
+
+Task<void> Socket::broadcast(const Json& msg, bool self) {
+  if (!replica_) co_return;
+  auto state = replica_->state_;
+  co_await state->broadcast(uid_, Runtime::serialize(msg), self);
+}
+
+Task<void> Socket::whisper(std::string_view target, const Json& msg) {
+  if (!replica_) co_return;
+  auto state = replica_->state_;
+  co_await state->whisper(uid_, std::string(target), Runtime::serialize(msg));
+}
+
+// ---- the adapter between a front-door WebSocket and Replica hooks --------------------------
+
+class SocketAdapter final : public http::WebSocketHandler {
+ public:
+  SocketAdapter(std::shared_ptr<Replica> replica, std::shared_ptr<Socket> socket)
+      : replica_(std::move(replica)), socket_(std::move(socket)) {}
+
+  ~SocketAdapter() override {
+    // The upgrade never completed (the client vanished before the 101): clean up as an error.
+    if (!opened_ && !closed_) spawn_closer(replica_, socket_, true);
+  }
+
+  void on_open(const std::shared_ptr<http::WebSocket>& ws) override {
+    opened_ = true;
+    socket_->ws_ = ws;
+    for (auto& m : socket_->pending_) ws->send(m, true);
+    socket_->pending_.clear();
+    if (socket_->closing_) ws->close(socket_->close_code_, socket_->close_reason_);
+  }
+
+  void on_message(const std::shared_ptr<http::WebSocket>& ws, std::string_view data, bool) override {
+    auto rep = replica_;
+    auto sock = socket_;
+    asio::co_spawn(
+        rep->state_->rt->loop().io(),
+        [rep, sock, msg = std::string(data)]() -> Task<void> {
+          try {
+            co_await rep->onmessage(*sock, msg);
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "dog: onmessage threw on %s: %s\n", rep->uid().c_str(), e.what());
+            sock->close(1011, "internal error");
+          }
+        },
+        asio::detached);
+  }
+
+  void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view) override {
+    if (closed_) return;
+    closed_ = true;
+    spawn_closer(replica_, socket_, is_error_close(code));
+  }
+
+  // onclose/onerror with the socket still in the pool, then leave the pool and give the slot back.
+  static void spawn_closer(std::shared_ptr<Replica> rep, std::shared_ptr<Socket> sock, bool error) {
+    asio::co_spawn(
+        rep->state_->rt->loop().io(),
+        [rep, sock, error]() -> Task<void> {
+          try {
+            if (error) co_await rep->onerror(*sock);
+            else co_await rep->onclose(*sock);
+          } catch (const std::exception& e) {
+            std::fprintf(stderr, "dog: %s threw on %s: %s\n", error ? "onerror" : "onclose", rep->uid().c_str(), e.what());
+          }
+          auto state = rep->state_;
+          bool empty = state->remove_socket(sock);
+          state->release(sock->uid(), empty);
+          sock->close();
+          sock->replica_ = nullptr;
+          state->touch();
+        },
+        asio::detached);
+  }
+
+ private:
+  std::shared_ptr<Replica> replica_;
+  std::shared_ptr<Socket> socket_;
+  bool opened_ = false;
+  bool closed_ = false;
+};
+
+// ---- Replica -------------------------------------------------------------------------------
+
+Task<Response> Replica::connect(Request& req) {
+  static const std::regex kKey("^[+/0-9A-Za-z]{22}==$");
+  if (req.method != "GET") co_return abort_with(405);
+  auto upgrade = req.headers.get("upgrade");
+  if (!upgrade || *upgrade != "websocket") co_return abort_with(426);  // case-sensitive, as DOG
+  auto key = req.headers.get("sec-websocket-key");
+  std::string k = key ? std::string(*key) : std::string();
+  while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.pop_back();
+  while (!k.empty() && (k.front() == ' ' || k.front() == '\t')) k.erase(k.begin());
+  if (!std::regex_match(k, kKey)) co_return abort_with(400);
+  auto version = req.headers.get("sec-websocket-version");
+  if (!version || *version != "13") co_return abort_with(400);
+  auto oid = req.headers.get("x-dog-replica-identifier");
+  if (!oid) co_return abort_with(400, "Missing: Replica ID");
+  if (*oid != uid()) co_return abort_with(400, "Mismatch: Replica ID");
+  auto rid = req.headers.get("x-dog-client-identifier");
+  if (!rid || rid->empty()) co_return abort_with(400, "Missing: Request ID");
+
+  auto self = state_->rt->peer(*state_->self_ns, uid());
+  auto socket = std::make_shared<Socket>();
+  socket->replica_ = this;
+  socket->uid_ = std::string(*rid);
+  // onopen runs before the 101 and before the socket joins the pool (DOG §3.8): emit and
+  // broadcast from inside onopen do not reach the new socket; its own send() is queued.
+  co_await onopen(*socket);
+  state_->add_socket(socket);
+  co_return Response::accept_websocket(std::make_shared<SocketAdapter>(self, socket));
+}
+
+Task<Json> Replica::ongossip(const Json&) {
+  throw std::runtime_error("Missing: `ongossip` handler");
+  co_return Json();
+}
+
+Task<std::vector<GossipResult>> Replica::gossip(const Json& msg, std::chrono::milliseconds deadline) {
+  auto state = state_;
+  struct Shared {
+    std::vector<GossipResult> results;
+    size_t pending = 0;
+    std::unique_ptr<asio::steady_timer> wake;
+  };
+  auto shared = std::make_shared<Shared>();
+  auto& io = state->rt->loop().io();
+  shared->wake = std::make_unique<asio::steady_timer>(io, deadline);
+  auto list = state->neighbors;
+  for (size_t i = 0; i < list.size(); ++i) {
+    auto p = state->rt->peer(*state->self_ns, list[i]);
+    shared->results.push_back({list[i], std::nullopt, ""});
+    if (!p) {
+      shared->results.back().error = "peer no longer exists";
+      state->remove_neighbor(list[i]);
+      continue;
+    }
+    shared->pending++;
+    asio::co_spawn(
+        io,
+        [p, shared, i, msg]() -> Task<void> {
+          try {
+            Json v = co_await p->ongossip(msg);
+            shared->results[i].value = std::move(v);
+          } catch (const std::exception& e) {
+            shared->results[i].error = e.what();
+          }
+          if (--shared->pending == 0) shared->wake->cancel();
+        },
+        asio::detached);
+  }
+  if (shared->pending > 0) {
+    std::error_code ec;
+    co_await shared->wake->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  auto out = shared->results;  // late answers after the deadline still land in `shared`, unseen
+  for (auto& r : out)
+    if (!r.value && r.error.empty()) r.error = "timeout";
+  co_return out;
+}
+
+void Replica::emit(const Json& msg) { state_->emit_local(uid(), Runtime::serialize(msg), true); }
+
+Task<void> Replica::broadcast(const Json& msg) {
+  auto state = state_;
+  co_await state->broadcast(uid(), Runtime::serialize(msg), true);
+}
+
+Task<void> Replica::whisper(std::string_view target, const Json& msg) {
+  auto state = state_;
+  co_await state->whisper(uid(), std::string(target), Runtime::serialize(msg));
+}
+
+size_t Replica::connections() const {
+  size_t n = 0;
+  for (const auto& e : state_->pool) n += e.sockets.size();
+  return n;
+}
+
+// ---- Group defaults ------------------------------------------------------------------------
+
+Task<ObjectId> Group::clusterize(Request&, Namespace& child) { co_return child.new_unique_id(); }
+
+Task<Response> Group::receive(Request&) { co_return abort_with(404, "Not Found"); }
+
+}  // namespace dog

@@ -1,0 +1,360 @@
+#include "node/runtime/runtime.h"
+
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstdio>
+
+#include "routing/object_id.h"
+
+namespace dog {
+namespace {
+
+constexpr size_t kMaxRequestId = 256;
+
+const routing::IdNamespace& keys(const std::shared_ptr<const void>& p) {
+  return *static_cast<const routing::IdNamespace*>(p.get());
+}
+
+}  // namespace
+
+// ---- Namespace, Env ------------------------------------------------------------------------
+
+Namespace::Namespace(Runtime& rt, std::string name)
+    : runtime_(rt), name_(std::move(name)), keys_(std::make_shared<routing::IdNamespace>(name_)) {}
+
+ObjectId Namespace::id_from_name(std::string_view name) const {
+  return ObjectId(keys(keys_).from_name(name).to_string());
+}
+
+ObjectId Namespace::new_unique_id() const { return ObjectId(keys(keys_).new_unique().to_string()); }
+
+std::optional<ObjectId> Namespace::parse_id(std::string_view hex, std::string* error) const {
+  auto r = keys(keys_).parse(hex);
+  if (!r) {
+    if (error) *error = r.message;
+    return std::nullopt;
+  }
+  return ObjectId(r.id->to_string());
+}
+
+ObjectId Namespace::id_from_string(std::string_view hex) const {
+  std::string error;
+  auto id = parse_id(hex, &error);
+  if (!id) throw BadId("invalid id for namespace " + name_ + ": " + error);
+  return *id;
+}
+
+Stub Namespace::get(const ObjectId& id) {
+  if (id.hex().empty()) throw BadId("empty id for namespace " + name_);
+  Stub s;
+  s.runtime_ = &runtime_;
+  s.ns_ = this;
+  s.id_ = id;
+  return s;
+}
+
+Namespace& Env::operator[](std::string_view binding) const {
+  Namespace* ns = runtime_.find_namespace(binding);
+  if (!ns) throw std::out_of_range("no binding named " + std::string(binding));
+  return *ns;
+}
+
+bool Env::has(std::string_view binding) const { return runtime_.find_namespace(binding) != nullptr; }
+
+Task<Response> Stub::fetch(Request& req) {
+  if (!runtime_) throw std::logic_error("fetch on an empty stub");
+  co_return co_await runtime_->fetch(*this, req);
+}
+
+Task<Stub> identify(const ObjectId& group_id, std::string_view request_id, const Family& family) {
+  co_return co_await family.parent.runtime_.identify(group_id, request_id, family);
+}
+
+// ---- Runtime: classes and instances --------------------------------------------------------
+
+Runtime::Runtime(node::Loop& loop, RuntimeConfig config) : loop_(loop), config_(config), env_(*this) {}
+
+Runtime::~Runtime() {
+  // Sockets and timers reference hosts; drop them in a defined order.
+  for (auto& [name, cls] : classes_) {
+    for (auto& [hex, rep] : cls.replicas) {
+      if (rep->state_->idle_timer) rep->state_->idle_timer->cancel();
+      for (auto& e : rep->state_->pool)
+        for (auto& s : e.sockets) s->replica_ = nullptr;
+    }
+  }
+}
+
+Namespace& Runtime::add_group(std::string binding, std::function<std::shared_ptr<Group>()> make) {
+  if (classes_.count(binding)) throw std::invalid_argument("binding registered twice: " + binding);
+  Class c;
+  c.ns.reset(new Namespace(*this, binding));
+  c.is_group = true;
+  c.make_group = std::move(make);
+  return *classes_.emplace(binding, std::move(c)).first->second.ns;
+}
+
+Namespace& Runtime::add_replica(std::string binding, std::function<std::shared_ptr<Replica>()> make) {
+  if (classes_.count(binding)) throw std::invalid_argument("binding registered twice: " + binding);
+  Class c;
+  c.ns.reset(new Namespace(*this, binding));
+  c.make_replica = std::move(make);
+  return *classes_.emplace(binding, std::move(c)).first->second.ns;
+}
+
+Namespace* Runtime::find_namespace(std::string_view binding) {
+  auto it = classes_.find(binding);
+  return it == classes_.end() ? nullptr : it->second.ns.get();
+}
+
+Runtime::Class& Runtime::class_of(const Namespace& ns) { return classes_.find(ns.name())->second; }
+const Runtime::Class& Runtime::class_of(const Namespace& ns) const { return classes_.find(ns.name())->second; }
+
+Runtime::GroupHost& Runtime::group_host(Namespace& ns, const std::string& hex) {
+  Class& c = class_of(ns);
+  if (!c.is_group) throw std::logic_error(ns.name() + " is not a Group namespace");
+  auto& slot = c.groups[hex];
+  if (!slot) {
+    auto host = std::make_shared<GroupHost>();
+    host->obj = c.make_group();
+    host->obj->uid_ = hex;
+    slot = host;
+    host->child = &host->obj->link(env_);  // two-phase init: link after construction
+  }
+  return *slot;
+}
+
+std::shared_ptr<Group> Runtime::group(Namespace& ns, const std::string& hex) { return group_host(ns, hex).obj; }
+
+std::shared_ptr<Replica> Runtime::replica(Namespace& ns, const std::string& hex) {
+  Class& c = class_of(ns);
+  if (c.is_group) throw std::logic_error(ns.name() + " is not a Replica namespace");
+  auto& slot = c.replicas[hex];
+  if (!slot) {
+    auto rep = c.make_replica();
+    rep->uid_ = hex;
+    rep->state_ = std::make_shared<Replica::State>();
+    rep->state_->rt = this;
+    rep->state_->self = rep.get();
+    rep->state_->self_ns = &ns;
+    slot = rep;
+    rep->state_->parent_ns = &rep->link(env_);
+  }
+  return slot;
+}
+
+std::shared_ptr<Replica> Runtime::peer(Namespace& ns, const std::string& hex) {
+  Class& c = class_of(ns);
+  auto it = c.replicas.find(hex);
+  return it == c.replicas.end() ? nullptr : it->second;
+}
+
+runtime::GroupCore* Runtime::group_core(Namespace& ns, const std::string& hex) {
+  Class& c = class_of(ns);
+  auto it = c.groups.find(hex);
+  return it == c.groups.end() ? nullptr : &it->second->core;
+}
+
+size_t Runtime::replica_count(const Namespace& ns) const { return class_of(ns).replicas.size(); }
+
+std::string Runtime::serialize(const Json& msg) { return msg.is_string() ? msg.get<std::string>() : msg.dump(); }
+
+// ---- identify ------------------------------------------------------------------------------
+
+Task<void> Runtime::lock_identify(GroupHost& host) {
+  while (host.identifying) {
+    auto waiter = std::make_shared<asio::steady_timer>(loop_.io(), asio::steady_timer::time_point::max());
+    host.waiters.push_back(waiter);
+    std::error_code ec;
+    co_await waiter->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  host.identifying = true;
+}
+
+void Runtime::unlock_identify(GroupHost& host) {
+  host.identifying = false;
+  if (!host.waiters.empty()) {
+    host.waiters.front()->cancel();
+    host.waiters.pop_front();
+  }
+}
+
+Task<Stub> Runtime::identify(const ObjectId& gid, std::string_view rid, const Family& family) {
+  if (rid.empty()) throw HttpError(400, "Missing: Request ID");
+  if (rid.size() > kMaxRequestId)
+    throw HttpError(400, "request id longer than " + std::to_string(kMaxRequestId) + " bytes");
+  GroupHost& host = group_host(family.parent, gid.hex());
+  auto keep = class_of(family.parent).groups[gid.hex()];  // the host outlives the awaits below
+  Namespace& child = host.child ? *host.child : family.child;
+
+  co_await lock_identify(host);
+  std::string sid;
+  try {
+    int limit = host.obj->limit;
+    if (auto placed = host.core.place(rid, limit)) {
+      sid = *placed;
+    } else {
+      Request ireq;
+      ireq.method = "GET";
+      ireq.target = "/~$~/identify";
+      ireq.headers.set("x-dog-group-identifier", gid.hex());
+      ireq.headers.set("x-dog-client-identifier", std::string(rid));
+      ireq.headers.set("x-dog-replica-identifier", "");
+      ObjectId nid = co_await host.obj->clusterize(ireq, child);
+      std::string err;
+      if (!child.parse_id(nid.hex(), &err)) throw std::runtime_error("clusterize returned a bad id: " + err);
+      sid = nid.hex();
+      auto existing = host.core.add_new(rid, sid, limit);
+      auto fresh = replica(child, sid);
+      fresh->state_->gid = gid.hex();
+      // Introduce the new Replica to every peer, both ways, before identify returns, so its first
+      // broadcast already reaches everyone (DOG does this after responding: a race).
+      for (const auto& other : existing) {
+        auto p = peer(child, other);
+        if (!p) {
+          host.core.forget(other);
+          continue;
+        }
+        p->state_->add_neighbor(sid);
+        fresh->state_->add_neighbor(other);
+      }
+    }
+  } catch (...) {
+    unlock_identify(host);
+    throw;
+  }
+  unlock_identify(host);
+
+  Stub stub = child.get(child.id_from_string(sid));
+  stub.identity_ = std::make_shared<Stub::Identity>();
+  stub.identity_->rid = std::string(rid);
+  stub.identity_->gid = gid.hex();
+  stub.identity_->group_ns = &family.parent;
+  arm_claim_timeout(stub.identity_, child, sid);
+  co_return stub;
+}
+
+// An identify slot whose stub is never fetched is released after the claim timeout (DOG leaks
+// it forever).
+void Runtime::arm_claim_timeout(const std::shared_ptr<Stub::Identity>& id, Namespace& child, const std::string& sid) {
+  id->claim_timer = std::make_unique<asio::steady_timer>(loop_.io(), config_.identify_claim_timeout);
+  std::weak_ptr<Stub::Identity> weak = id;
+  id->claim_timer->async_wait([this, weak, &child, sid](std::error_code ec) {
+    auto ident = weak.lock();
+    if (ec || !ident || ident->claimed) return;
+    ident->claimed = true;  // the slot is gone; a late fetch takes a fresh one
+    auto rep = peer(child, sid);
+    bool empty = !rep || !rep->state_->entry(ident->rid);
+    group_close(*ident->group_ns, ident->gid, sid, ident->rid, empty);
+  });
+}
+
+runtime::GroupCore::CloseResult Runtime::group_close(Namespace& group_ns, const std::string& gid,
+                                                     const std::string& sid, const std::string& rid, bool empty) {
+  Class& c = class_of(group_ns);
+  auto it = c.groups.find(gid);
+  if (it == c.groups.end()) return runtime::GroupCore::CloseResult::kUnknownReplica;
+  return it->second->core.close(sid, rid, empty, it->second->obj->limit);
+}
+
+// ---- fetch ---------------------------------------------------------------------------------
+
+namespace {
+Response error_response(int status, const std::string& message) {
+  auto r = Response::text(status, message);
+  r.headers.set("Connection", "close");
+  return r;
+}
+}  // namespace
+
+Task<Response> Runtime::fetch(Stub& stub, Request& req) {
+  Namespace& ns = *stub.ns_;
+  switch (locate(ns, stub.id_.hex())) {
+    case Where::kLocal:
+      break;
+  }
+  if (class_of(ns).is_group) {
+    auto g = group(ns, stub.id_.hex());
+    try {
+      co_return co_await g->receive(req);
+    } catch (const HttpError& e) {
+      co_return error_response(e.status(), e.what());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dog: Group %s receive threw: %s\n", g->uid().c_str(), e.what());
+      co_return error_response(500, "Internal Server Error");
+    }
+  }
+  auto rep = replica(ns, stub.id_.hex());
+  auto state = rep->state_;
+  if (auto ident = stub.identity_) {
+    req.headers.set("x-dog-client-identifier", ident->rid);
+    req.headers.set("x-dog-replica-identifier", stub.id_.hex());
+    req.headers.set("x-dog-group-identifier", ident->gid);
+    if (!ident->claimed) {
+      ident->claimed = true;
+      if (ident->claim_timer) ident->claim_timer->cancel();
+    } else if (auto* core = group_core(*ident->group_ns, ident->gid)) {
+      core->acquire(stub.id_.hex());  // each fetch holds one slot for its duration
+    }
+  }
+  // validate(req, uid): the checks and messages of dog-semantics §3.2.
+  auto oid = req.headers.get("x-dog-replica-identifier");
+  if (!oid) co_return error_response(400, "Missing: Replica ID");
+  if (*oid != rep->uid()) co_return error_response(400, "Mismatch: Replica ID");
+  auto gid = req.headers.get("x-dog-group-identifier");
+  if (!gid) co_return error_response(400, "Missing: Group ID");
+  auto rid_h = req.headers.get("x-dog-client-identifier");
+  if (!rid_h || rid_h->empty()) co_return error_response(400, "Missing: Request ID");
+  std::string rid(*rid_h);
+  if (state->gid.empty()) state->gid = std::string(*gid);
+
+  state->inflight++;
+  if (state->idle_timer) state->idle_timer->cancel();
+  Response res;
+  try {
+    res = co_await rep->receive(req);
+  } catch (const HttpError& e) {
+    res = error_response(e.status(), e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dog: Replica %s receive threw: %s\n", rep->uid().c_str(), e.what());
+    res = error_response(500, "Internal Server Error");
+  }
+  state->inflight--;
+  // A plain response (anything but an accepted upgrade) gives its slot back before the caller
+  // sees it; a WebSocket keeps it until the socket closes.
+  if (!res.websocket) state->release(rid, /*empty=*/true);
+  state->touch();
+  co_return res;
+}
+
+// ---- eviction ------------------------------------------------------------------------------
+
+bool Runtime::evict_if_idle(Namespace& ns, const std::string& hex) {
+  auto rep = peer(ns, hex);
+  if (!rep) return false;
+  auto& st = *rep->state_;
+  if (st.inflight > 0 || !st.pool.empty()) return false;
+  if (st.idle_timer) st.idle_timer->cancel();
+  // Leave the Group's bookkeeping and every peer's set (DOG keeps departed Replicas forever).
+  if (st.parent_ns && !st.gid.empty()) {
+    Class& gc = class_of(*st.parent_ns);
+    if (auto it = gc.groups.find(st.gid); it != gc.groups.end()) it->second->core.forget(hex);
+  }
+  for (const auto& nid : st.neighbors)
+    if (auto p = peer(ns, nid)) p->state_->remove_neighbor(hex);
+  class_of(ns).replicas.erase(hex);
+  return true;
+}
+
+size_t Runtime::evict_all_idle() {
+  size_t n = 0;
+  for (auto& [name, cls] : classes_) {
+    if (cls.is_group) continue;
+    std::vector<std::string> ids;
+    for (auto& [hex, rep] : cls.replicas) ids.push_back(hex);
+    for (auto& hex : ids) n += evict_if_idle(*cls.ns, hex) ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace dog
