@@ -125,10 +125,15 @@ bool run_steady(const ScenarioArgs& a, nlohmann::json& out) {
   const int64_t periods = a.periods > 0 ? a.periods : 3600;
   const auto t0 = Clock::now();
   uint64_t false_deaths = 0, false_suspicions = 0, dead_observed = 0;
+  std::vector<uint64_t> counted_inc(a.nodes, 0);
   c.set_observer([&](uint32_t, const Event& e) {
     if (e.kind == EventKind::kDead) {
       ++dead_observed;
-      if (e.local_origin) ++false_deaths;
+      const uint32_t subject = index_of(e.member->name);
+      if (e.local_origin && counted_inc[subject] != e.member->incarnation) {
+        counted_inc[subject] = e.member->incarnation;
+        ++false_deaths;  // once per (member, incarnation)
+      }
     }
     if (e.kind == EventKind::kSuspect && e.local_origin) ++false_suspicions;
   });
@@ -214,9 +219,12 @@ SlowResult run_slow_once(const ScenarioArgs& a, bool lifeguard, int64_t periods,
     if (!slow[v]) slow[v] = true, ++k;
   }
   SlowResult r;
+  // A false death is counted once per (member, incarnation), however many members time out.
+  std::vector<uint64_t> counted_inc(a.nodes, 0);
   c.set_observer([&](uint32_t, const Event& e) {
     const uint32_t subject = index_of(e.member->name);
-    if (e.kind == EventKind::kDead && e.local_origin) {
+    if (e.kind == EventKind::kDead && e.local_origin && counted_inc[subject] != e.member->incarnation) {
+      counted_inc[subject] = e.member->incarnation;
       if (slow[subject]) ++r.slow_deaths; else ++r.healthy_false_deaths;
     }
     if (e.kind == EventKind::kSuspect && e.local_origin && !slow[subject]) ++r.false_suspicions_healthy;

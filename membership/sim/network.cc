@@ -28,6 +28,7 @@ class Network::Endpoint : public Transport, public Timer {
   TimePoint paused_until{0};
   bool crashed = false;
   bool timer_due_in_pause = false;
+  bool freeze = false;
   TimePoint timer_at = TimePoint::max();
   uint32_t timer_gen = 0;
   std::vector<Ev> backlog;
@@ -60,9 +61,10 @@ void Network::set_flapping(uint32_t id, Duration down, Duration up) {
   endpoints_[id]->flap_up = up;
 }
 
-void Network::pause(uint32_t id, Duration d) {
+void Network::pause(uint32_t id, Duration d, PauseKind kind) {
   Endpoint& e = *endpoints_[id];
   if (e.crashed) return;
+  e.freeze = kind == PauseKind::kFreeze;
   const TimePoint until = now_ + d;
   if (until <= e.paused_until) return;
   e.paused_until = until;
@@ -132,6 +134,10 @@ void Network::send(uint32_t from, std::string_view to_addr, std::span<const uint
   }
   auto link = links_.find((uint64_t{from} << 32) | to);
   const LinkParams& lp = link == links_.end() ? default_link_ : link->second;
+  if (lp.flap_down.count() > 0 && now_.count() % (lp.flap_down + lp.flap_up).count() < lp.flap_down.count()) {
+    ++c.datagrams_dropped;
+    return;
+  }
   if (!stream) {
     const double keep = (1 - src.egress_loss) * (1 - lp.loss) * (1 - dst.ingress_loss);
     if (keep < 1 && rng_.unit() >= keep) {
@@ -181,7 +187,7 @@ void Network::process(const Ev& ev) {
     case EvKind::kTimer:
       if (ev.buf != e.timer_gen || e.crashed || !e.swim) return;
       e.timer_at = TimePoint::max();
-      if (e.paused_until > now_) {
+      if (e.paused_until > now_ && e.freeze) {
         e.timer_due_in_pause = true;
         return;
       }

@@ -11,9 +11,11 @@
 //  * asymmetric loss: per-endpoint egress and ingress loss, applied independently;
 //  * partitions (group ids; traffic between different groups is dropped) and flapping endpoints
 //    (isolated for `down`, reachable for `up`, repeating);
-//  * paused endpoints (CPU starvation): while paused nothing is processed; on resume the endpoint
-//    first runs its overdue timers, then the backlog of deliveries in arrival order (timers-first
-//    is the worst case that Lifeguard's slow-member experiments model);
+//  * paused endpoints (CPU starvation), two kinds:
+//      kMessages (Lifeguard's slow member, goal M4): inbound messages queue up unprocessed while
+//        timers keep firing, so the member keeps probing and gossiping but reads acks late;
+//      kFreeze: nothing runs; on resume overdue timers run first, then the backlog;
+//    in both cases the backlog is delivered in arrival order on resume;
 //  * crashed endpoints: silent in both directions from the crash on;
 //  * an enforced MTU: a datagram over it is counted as a violation and dropped;
 //  * byte counters per endpoint (sealed bytes, no IP/UDP headers).
@@ -41,6 +43,9 @@ struct LinkParams {
   double loss = 0;
   Duration delay = std::chrono::microseconds(500);
   Duration jitter = std::chrono::microseconds(500);  // uniform extra in [0, jitter)
+  // Flapping link: down for flap_down, then up for flap_up, repeating from time 0 (0 = never).
+  Duration flap_down{0};
+  Duration flap_up{0};
 };
 
 struct EndpointCounters {
@@ -76,7 +81,8 @@ class Network : public Clock {
   void set_ingress_loss(uint32_t id, double p);
   void set_partition(const std::vector<int>& group_of_endpoint);  // empty = healed
   void set_flapping(uint32_t id, Duration down, Duration up);
-  void pause(uint32_t id, Duration for_how_long);
+  enum class PauseKind : uint8_t { kMessages, kFreeze };
+  void pause(uint32_t id, Duration for_how_long, PauseKind kind = PauseKind::kMessages);
   bool paused(uint32_t id) const;
   void crash(uint32_t id);
   bool crashed(uint32_t id) const;

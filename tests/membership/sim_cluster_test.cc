@@ -100,15 +100,23 @@ TEST_CASE("asymmetric ingress loss on one member and a flapping member keep heal
     if (e.kind == EventKind::kDead) ++deaths[std::stoul(e.member->name.substr(1))];
   });
   c.net().set_ingress_loss(3, 0.3);
+  c.net().set_egress_loss(9, 0.3);
   c.net().set_flapping(7, milliseconds(300), milliseconds(2700));
+  LinkParams flappy;
+  flappy.flap_down = milliseconds(700);
+  flappy.flap_up = milliseconds(1300);
+  c.net().set_link(1, 2, flappy);
+  c.net().set_link(2, 1, flappy);
   c.start_all();
   c.run_for(seconds(300));
   for (uint32_t i = 0; i < 20; ++i) {
-    if (i == 3 || i == 7) continue;
+    if (i == 3 || i == 7 || i == 9) continue;
     INFO("member " << i);
     CHECK(deaths[i] == 0);
   }
   CHECK(c.node(0).member("n3")->state != MemberState::kDead);
+  CHECK(c.node(0).member("n9")->state != MemberState::kDead);
+  CHECK(c.net().counters(1).datagrams_dropped > 0);  // the flapping link did drop traffic
 }
 
 TEST_CASE("the packer never exceeds the MTU even when the queue holds large updates") {
@@ -128,4 +136,36 @@ TEST_CASE("the packer never exceeds the MTU even when the queue holds large upda
     CHECK(c.net().counters(i).mtu_violations == 0);
     CHECK(c.node(5).member("n" + std::to_string(i))->meta.build_version.size() == 200);
   }
+}
+
+TEST_CASE("lifeguard stops members with paused message processing from killing healthy members") {
+  auto run = [](bool lifeguard) {
+    ClusterOptions o = opts(40, 27);
+    o.config.lifeguard = lifeguard;
+    Cluster c(o);
+    std::vector<bool> slow(40, false);
+    for (uint32_t i : {3u, 11u, 19u, 27u}) slow[i] = true;
+    std::vector<uint64_t> counted(40, 0);
+    uint64_t healthy_deaths = 0;
+    c.set_observer([&](uint32_t, const Event& e) {
+      const uint32_t s = static_cast<uint32_t>(std::stoul(e.member->name.substr(1)));
+      if (e.kind == EventKind::kDead && e.local_origin && !slow[s] && counted[s] != e.member->incarnation) {
+        counted[s] = e.member->incarnation;
+        ++healthy_deaths;
+      }
+    });
+    c.start_all();
+    c.run_for(seconds(3));
+    for (int round = 0; round < 20; ++round) {
+      for (uint32_t i = 0; i < 40; ++i)
+        if (slow[i]) c.net().pause(i, milliseconds(4800));
+      c.run_for(seconds(8));
+    }
+    return healthy_deaths;
+  };
+  const uint64_t with_lg = run(true);
+  const uint64_t without_lg = run(false);
+  INFO("lifeguard " << with_lg << ", without " << without_lg);
+  CHECK(with_lg == 0);
+  CHECK(without_lg >= 10);
 }
