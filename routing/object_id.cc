@@ -103,8 +103,8 @@ IdParseResult IdNamespace::parse(std::string_view hex) const {
     const int v = hex_value(hex[i]);
     if (v < 0) {
       result.error = IdError::kBadHex;
-      result.message = "object id has a character outside [0-9a-f] at position " +
-                       std::to_string(i);
+      result.message =
+          "object id has a character outside [0-9a-f] at position " + std::to_string(i);
       return result;
     }
     bytes[i / 2] = static_cast<uint8_t>((bytes[i / 2] << 4) | v);
@@ -123,7 +123,9 @@ ObjectId id_from_name(std::string_view ns, std::string_view name) {
   return IdNamespace(ns).from_name(name);
 }
 
-ObjectId new_unique_id(std::string_view ns) { return IdNamespace(ns).new_unique(); }
+ObjectId new_unique_id(std::string_view ns) {
+  return IdNamespace(ns).new_unique();
+}
 
 ObjectId new_unique_id(std::string_view ns, const EntropyFn& entropy) {
   return IdNamespace(ns).new_unique(entropy);

@@ -24,8 +24,9 @@ using u32x8 = uint32_t __attribute__((vector_size(32)));
 // the documented tie-break. Eight lanes at a time with GCC vector extensions: the AVX2 clone runs
 // on CPUs that have it, the default clone is plain SSE2. Both compute exactly what the scalar
 // definition in hash.h says, so nodes with and without AVX2 agree.
-__attribute__((target_clones("avx2", "default"))) uint32_t race_winner(
-    uint32_t key, const uint32_t* races, uint32_t count) noexcept {
+__attribute__((target_clones("avx2", "default"))) uint32_t race_winner(uint32_t key,
+                                                                       const uint32_t* races,
+                                                                       uint32_t count) noexcept {
   const u32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   const u32x8 k = u32x8{} + key;
   u32x8 best = u32x8{};

@@ -59,9 +59,9 @@ inline constexpr uint64_t kMaxTokens = uint64_t{1} << 26;
 
 // The answer to "who owns this id", valid for the table's epoch.
 struct Owner {
-  uint32_t member = 0;        // canonical member number: rank of node_id in byte order
-  std::string_view node_id;   // points into the table; valid while the table lives
-  uint64_t epoch = 0;         // epoch of the view the table was built from
+  uint32_t member = 0;       // canonical member number: rank of node_id in byte order
+  std::string_view node_id;  // points into the table; valid while the table lives
+  uint64_t epoch = 0;        // epoch of the view the table was built from
 };
 
 struct BuildResult;
@@ -108,13 +108,13 @@ class RoutingTable {
 
   uint64_t epoch_ = 0;
   TableParams params_;
-  uint32_t shift_ = 48;                 // 64 - slot_bits
-  std::vector<std::string> node_ids_;   // canonical order
-  std::vector<double> weights_;         // canonical order
-  std::vector<uint32_t> slot_begin_;    // CSR: tokens of slot s are [begin[s], begin[s+1])
-  std::vector<uint64_t> ranges_;        // per slot: (first << 32) | count, empty slots resolved
-  std::vector<uint32_t> races_;         // per token: race id; padded with kRacePadding zeros
-  std::vector<uint16_t> members_;       // per token: canonical member number
+  uint32_t shift_ = 53;                // 64 - slot_bits
+  std::vector<std::string> node_ids_;  // canonical order
+  std::vector<double> weights_;        // canonical order
+  std::vector<uint32_t> slot_begin_;   // CSR: tokens of slot s are [begin[s], begin[s+1])
+  std::vector<uint64_t> ranges_;       // per slot: (first << 32) | count, empty slots resolved
+  std::vector<uint32_t> races_;        // per token: race id; 8 zero ids of padding at the end
+  std::vector<uint16_t> members_;      // per token: canonical member number
 };
 
 // Result of RoutingTable::build(): a table, or why the view was rejected.

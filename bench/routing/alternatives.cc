@@ -29,6 +29,16 @@ std::vector<uint32_t> by_hash(const std::vector<uint64_t>& h) {
   return order;
 }
 
+class UniformFloor final : public Placer {
+ public:
+  std::string name() const override { return "key mod N (noise floor, not consistent)"; }
+  void build(const std::vector<Node>& nodes) override { n_ = nodes.size(); }
+  uint32_t lookup(uint64_t key) const override { return static_cast<uint32_t>(key % n_); }
+
+ private:
+  uint64_t n_ = 1;
+};
+
 class Rendezvous final : public Placer {
  public:
   std::string name() const override { return "rendezvous (HRW, O(N))"; }
@@ -177,13 +187,24 @@ class Bucketed final : public Placer {
 
 }  // namespace
 
-std::unique_ptr<Placer> make_rendezvous() { return std::make_unique<Rendezvous>(); }
-std::unique_ptr<Placer> make_ring(int vnodes) { return std::make_unique<Ring>(vnodes); }
-std::unique_ptr<Placer> make_jump() { return std::make_unique<Jump>(); }
+std::unique_ptr<Placer> make_uniform_floor() {
+  return std::make_unique<UniformFloor>();
+}
+std::unique_ptr<Placer> make_rendezvous() {
+  return std::make_unique<Rendezvous>();
+}
+std::unique_ptr<Placer> make_ring(int vnodes) {
+  return std::make_unique<Ring>(vnodes);
+}
+std::unique_ptr<Placer> make_jump() {
+  return std::make_unique<Jump>();
+}
 std::unique_ptr<Placer> make_maglev(int table_size) {
   return std::make_unique<Maglev>(table_size);
 }
-std::unique_ptr<Placer> make_hrw_slots(int bits) { return std::make_unique<HrwSlots>(bits); }
+std::unique_ptr<Placer> make_hrw_slots(int bits) {
+  return std::make_unique<HrwSlots>(bits);
+}
 std::unique_ptr<Placer> make_bucketed(const routing::TableParams& params) {
   return std::make_unique<Bucketed>(params);
 }

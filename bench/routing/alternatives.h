@@ -10,6 +10,9 @@
 
 namespace dog::bench {
 
+// Not a consistent hash: key mod N. Its max/mean is the sampling-noise floor for a key set.
+std::unique_ptr<Placer> make_uniform_floor();
+
 // Rendezvous (HRW) over all members per key: O(N) lookup (Thaler & Ravishankar).
 std::unique_ptr<Placer> make_rendezvous();
 

@@ -123,10 +123,9 @@ Figures evaluate(Placer& placer, const std::vector<Node>& nodes, const std::vect
   std::vector<uint32_t> base(keys.size());
   std::vector<size_t> counts(n, 0);
   for (size_t i = 0; i < keys.size(); ++i) ++counts[base[i] = placer.lookup(keys[i])];
-  f.max_over_mean = double(*std::max_element(counts.begin(), counts.end())) /
-                    (double(keys.size()) / double(n));
-  f.latency = measure_latency(keys, latency_samples,
-                              [&](uint64_t k) { return placer.lookup(k); });
+  f.max_over_mean =
+      double(*std::max_element(counts.begin(), counts.end())) / (double(keys.size()) / double(n));
+  f.latency = measure_latency(keys, latency_samples, [&](uint64_t k) { return placer.lookup(k); });
 
   // One join: the new member is appended, so old indices stay valid.
   std::vector<Node> joined = nodes;

@@ -47,12 +47,12 @@ class Placer {
 struct Figures {
   std::string name;
   size_t keys = 0;
-  double max_over_mean = 0;      // over keys, uniform weights
-  double moved_join = 0;         // keys moved / (keys / (N + 1)), one join
+  double max_over_mean = 0;           // over keys, uniform weights
+  double moved_join = 0;              // keys moved / (keys / (N + 1)), one join
   double moved_join_between_old = 0;  // fraction of moved keys that did not go to the new node
-  double moved_leave = 0;        // keys moved / (keys / N), one leave
+  double moved_leave = 0;             // keys moved / (keys / N), one leave
   Latency latency;
-  double rebuild_ms = 0;         // median of 3 builds at N
+  double rebuild_ms = 0;  // median of 3 builds at N
 };
 Figures evaluate(Placer& placer, const std::vector<Node>& nodes, const std::vector<uint64_t>& keys,
                  size_t latency_samples);

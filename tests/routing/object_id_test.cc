@@ -65,8 +65,7 @@ struct BadCase {
   IdError error;
 };
 
-TEST_CASE("id_from_string rejects malformed and foreign ids with a clear error",
-          "[routing][id]") {
+TEST_CASE("id_from_string rejects malformed and foreign ids with a clear error", "[routing][id]") {
   const IdNamespace ns("accounts");
   const std::string good = ns.from_name("alice").to_string();
   std::string flipped_body = good;

@@ -39,8 +39,7 @@ TEST_CASE("free owner and successors agree with a built table", "[routing][place
   CHECK(successors(id_from_name("free", "x"), View{}, 3).empty());
 }
 
-TEST_CASE("place_new keeps the candidate whose owner reports less load",
-          "[routing][placement]") {
+TEST_CASE("place_new keeps the candidate whose owner reports less load", "[routing][placement]") {
   std::mt19937_64 rng(21);
   const RoutingTable t = build(random_view(rng, 40, 1));
   const IdNamespace ns("replicas");
@@ -79,7 +78,8 @@ TEST_CASE("two choices spread new replicas more evenly than one", "[routing][pla
     std::vector<double> load(t.member_count(), 0);
     const EntropyFn entropy = seeded(100 + choices);
     const LoadFn load_fn = [&](const Owner& o) { return load[o.member]; };
-    for (int r = 0; r < 10000; ++r) load[t.owner(place_new(ns, t, load_fn, entropy, choices)).member]++;
+    for (int r = 0; r < 10000; ++r)
+      load[t.owner(place_new(ns, t, load_fn, entropy, choices)).member]++;
     spread[choices] = max_over_mean(load);
   }
   // 100 replicas per member on average: one choice gives about 1.3, two choices about 1.05.

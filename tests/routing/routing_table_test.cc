@@ -22,8 +22,12 @@ void* operator new(size_t size) {
   if (void* p = std::malloc(size ? size : 1)) return p;
   throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 
 namespace dog::routing {
 namespace {
@@ -162,8 +166,7 @@ TEST_CASE("a leave moves only the leaving member's keys", "[routing][table][prop
   }
 }
 
-TEST_CASE("a weight change moves keys only to or from that member",
-          "[routing][table][property]") {
+TEST_CASE("a weight change moves keys only to or from that member", "[routing][table][property]") {
   std::mt19937_64 rng(6);
   const View before = random_view(rng, 100, 1);
   View after = before;
@@ -256,9 +259,8 @@ TEST_CASE("fence applies the epoch rule", "[routing][table]") {
     Fence expected;
   };
   const Case cases[] = {
-      {10, owner, Fence::kServe},    {9, owner, Fence::kServe},
-      {10, other, Fence::kNotOwner}, {3, other, Fence::kNotOwner},
-      {11, owner, Fence::kBehind},   {11, other, Fence::kBehind},
+      {10, owner, Fence::kServe},   {9, owner, Fence::kServe},   {10, other, Fence::kNotOwner},
+      {3, other, Fence::kNotOwner}, {11, owner, Fence::kBehind}, {11, other, Fence::kBehind},
   };
   for (const Case& c : cases) {
     INFO("epoch " << c.epoch << " self " << c.self);

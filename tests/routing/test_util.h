@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,9 +24,8 @@ inline View random_view(std::mt19937_64& rng, size_t n, uint64_t epoch,
   view.epoch = epoch;
   for (size_t i = 0; i < n; ++i) {
     const double w = weighted ? kWeights[rng() % 5] : 1.0;
-    view.members.push_back({prefix + "-" + std::to_string(rng() % 1000000) + "-" +
-                                std::to_string(i),
-                            w});
+    view.members.push_back(
+        {prefix + "-" + std::to_string(rng() % 1000000) + "-" + std::to_string(i), w});
   }
   return view;
 }
@@ -57,7 +56,8 @@ inline std::string reference_owner(const View& view, uint64_t key, const TablePa
   std::vector<Token> tokens;
   for (const Member& m : view.members) {
     const uint64_t h = detail::node_hash(m.node_id);
-    const long long count = std::max<long long>(1, std::llround(m.weight * params.tokens_per_weight));
+    const long long count =
+        std::max<long long>(1, std::llround(m.weight * params.tokens_per_weight));
     for (long long j = 0; j < count; ++j) {
       const uint64_t t = detail::token_hash(h, static_cast<uint32_t>(j));
       tokens.push_back({t >> shift, detail::token_race_id(t), &m.node_id});
