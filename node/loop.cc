@@ -139,11 +139,9 @@ Loop::Loop() : Loop(Config{}) {}
 Loop::Loop(Config config) : port_(std::make_unique<Port>(config)) {}
 
 Loop::~Loop() {
-  // Let cancelled Asio operations deliver their (ignored) completions and run what KJ still
-  // has queued, so both loops are destroyed empty.
+  // Run what KJ still has queued so its EventLoop is destroyed empty. Pending Asio handlers are
+  // destroyed, not run: their owners are gone by now (see the lifetime rule in loop.h).
   port_->kj_timer_.cancel();
-  port_->io_.restart();
-  port_->io_.poll();
   port_->wait_scope_.poll();
 }
 

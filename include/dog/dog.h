@@ -6,6 +6,9 @@
 // to each other (`gossip`). See docs/semantics.md for the exact behaviour and where it differs
 // from Cloudflare's DOG.
 //
+// Coroutine arguments are taken by value wherever a call may outlive its caller's
+// temporaries (e.g. when a Task is spawned rather than awaited at once).
+//
 // Concurrency contract (the Durable Objects model)
 // ------------------------------------------------
 // * Each object (Group or Replica) lives on one loop and sees one event at a time: a request, a
@@ -190,9 +193,9 @@ class Socket {
   void emit(const Json& msg, bool self = false);
   // Every socket in the group except the sender's request id, unless `self`, which then
   // includes all of the sender's sockets on every Replica (a fix over DOG).
-  Task<void> broadcast(const Json& msg, bool self = false);
+  Task<void> broadcast(Json msg, bool self = false);
   // Every socket of `target` in the group. A whisper to your own request id is a no-op.
-  Task<void> whisper(std::string_view target, const Json& msg);
+  Task<void> whisper(std::string target, Json msg);
 
  private:
   friend class Replica;
@@ -240,13 +243,13 @@ class Replica {
   virtual Task<Json> ongossip(const Json& msg);
 
   // Asks every peer Replica; one result per peer, each within `deadline`.
-  Task<std::vector<GossipResult>> gossip(const Json& msg,
+  Task<std::vector<GossipResult>> gossip(Json msg,
                                          std::chrono::milliseconds deadline = std::chrono::seconds(5));
 
   // HTTP-side senders, with this Replica's uid as the sender.
   void emit(const Json& msg);
-  Task<void> broadcast(const Json& msg);
-  Task<void> whisper(std::string_view target, const Json& msg);
+  Task<void> broadcast(Json msg);
+  Task<void> whisper(std::string target, Json msg);
 
   // Live sockets on this Replica.
   size_t connections() const;

@@ -150,16 +150,16 @@ void Socket::emit(const Json& msg, bool self) {
   if (replica_) replica_->state_->emit_local(uid_, Runtime::serialize(msg), self);
 }
 
-Task<void> Socket::broadcast(const Json& msg, bool self) {
+Task<void> Socket::broadcast(Json msg, bool self) {
   if (!replica_) co_return;
   auto state = replica_->state_;
   co_await state->broadcast(uid_, Runtime::serialize(msg), self);
 }
 
-Task<void> Socket::whisper(std::string_view target, const Json& msg) {
+Task<void> Socket::whisper(std::string target, Json msg) {
   if (!replica_) co_return;
   auto state = replica_->state_;
-  co_await state->whisper(uid_, std::string(target), Runtime::serialize(msg));
+  co_await state->whisper(uid_, std::move(target), Runtime::serialize(msg));
 }
 
 // ---- the adapter between a front-door WebSocket and Replica hooks --------------------------
@@ -268,7 +268,7 @@ Task<Json> Replica::ongossip(const Json&) {
   co_return Json();
 }
 
-Task<std::vector<GossipResult>> Replica::gossip(const Json& msg, std::chrono::milliseconds deadline) {
+Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseconds deadline) {
   auto state = state_;
   struct Shared {
     std::vector<GossipResult> results;
@@ -313,14 +313,14 @@ Task<std::vector<GossipResult>> Replica::gossip(const Json& msg, std::chrono::mi
 
 void Replica::emit(const Json& msg) { state_->emit_local(uid(), Runtime::serialize(msg), true); }
 
-Task<void> Replica::broadcast(const Json& msg) {
+Task<void> Replica::broadcast(Json msg) {
   auto state = state_;
   co_await state->broadcast(uid(), Runtime::serialize(msg), true);
 }
 
-Task<void> Replica::whisper(std::string_view target, const Json& msg) {
+Task<void> Replica::whisper(std::string target, Json msg) {
   auto state = state_;
-  co_await state->whisper(uid(), std::string(target), Runtime::serialize(msg));
+  co_await state->whisper(uid(), std::move(target), Runtime::serialize(msg));
 }
 
 size_t Replica::connections() const {

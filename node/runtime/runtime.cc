@@ -157,6 +157,16 @@ runtime::GroupCore* Runtime::group_core(Namespace& ns, const std::string& hex) {
 
 size_t Runtime::replica_count(const Namespace& ns) const { return class_of(ns).replicas.size(); }
 
+std::vector<std::string> Runtime::neighbors(Namespace& ns, const std::string& hex) {
+  auto p = peer(ns, hex);
+  return p ? p->state_->neighbors : std::vector<std::string>{};
+}
+
+std::string Runtime::group_of(Namespace& ns, const std::string& hex) {
+  auto p = peer(ns, hex);
+  return p ? p->state_->gid : std::string();
+}
+
 std::string Runtime::serialize(const Json& msg) { return msg.is_string() ? msg.get<std::string>() : msg.dump(); }
 
 // ---- identify ------------------------------------------------------------------------------

@@ -103,6 +103,8 @@ class Runtime {
   // For tests and metrics.
   runtime::GroupCore* group_core(Namespace& ns, const std::string& hex);
   size_t replica_count(const Namespace& ns) const;
+  std::vector<std::string> neighbors(Namespace& ns, const std::string& hex);
+  std::string group_of(Namespace& ns, const std::string& hex);
   size_t evict_all_idle();
 
   static std::string serialize(const Json& msg);
