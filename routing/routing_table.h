@@ -26,8 +26,9 @@
 //   * successors() walks the same ranking, so replica sets are stable and nested (the first k of
 //     successors(k+1) are successors(k)).
 //
-// Epoch rule: a table is built for one View and answers with its epoch. A decision made at epoch e
-// is only trusted by a receiver whose current table also has epoch e; see fence() below.
+// Epoch rule: a table is built for one View and every answer carries its epoch. A node serves a
+// request only if it owns the id under its own current table and the request was not routed at a
+// newer epoch than that table's; see fence() below and docs/routing.md section 4.
 //
 // Thread safety: a built table is immutable; any number of threads may query it concurrently.
 #pragma once
