@@ -20,7 +20,7 @@
 namespace dog::routing {
 namespace {
 
-TEST_CASE("fixed vectors: id format", "[routing][fixed]") {
+TEST_CASE("routing: fixed vectors: id format", "[routing][fixed]") {
   CHECK(id_from_name("chat-rooms", "lobby").to_string() ==
         "07743aca7de0e7b51926e4fc4454c52fa31f956ffe0f4075ded33000cf9fa0dc");
   CHECK(id_from_name("counters", "").to_string() ==
@@ -35,7 +35,7 @@ TEST_CASE("fixed vectors: id format", "[routing][fixed]") {
             .ok());
 }
 
-TEST_CASE("fixed vectors: placement hashes", "[routing][fixed]") {
+TEST_CASE("routing: fixed vectors: placement hashes", "[routing][fixed]") {
   CHECK(detail::node_hash("node-0000") == 0x7b76a160ff82c54aULL);
   const uint64_t token = detail::token_hash(0x0123456789abcdefULL, 5);
   CHECK(token == 0x14bc574c2a2b4c72ULL);
@@ -47,7 +47,7 @@ TEST_CASE("fixed vectors: placement hashes", "[routing][fixed]") {
   CHECK(defaults.tokens_per_weight == 128);
 }
 
-TEST_CASE("fixed vectors: owners in a small weighted view", "[routing][fixed]") {
+TEST_CASE("routing: fixed vectors: owners in a small weighted view", "[routing][fixed]") {
   const View view{3, {{"alpha", 1}, {"beta", 2}, {"gamma", 0.5}, {"delta", 1}, {"epsilon", 3}}};
   const RoutingTable t = testing::build(view);
   const char* expected[] = {"epsilon", "epsilon", "alpha", "epsilon",
@@ -58,7 +58,7 @@ TEST_CASE("fixed vectors: owners in a small weighted view", "[routing][fixed]") 
   }
 }
 
-TEST_CASE("fixed vectors: owners and successors at 1000 members", "[routing][fixed]") {
+TEST_CASE("routing: fixed vectors: owners and successors at 1000 members", "[routing][fixed]") {
   View view;
   view.epoch = 1;
   char name[32];

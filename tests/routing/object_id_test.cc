@@ -12,7 +12,7 @@ bool is_lower_hex(const std::string& s) {
   return s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
-TEST_CASE("id_from_name is deterministic and namespaced", "[routing][id]") {
+TEST_CASE("routing: id_from_name is deterministic and namespaced", "[routing][id]") {
   const ObjectId a = id_from_name("chat-rooms", "lobby");
   CHECK(a == id_from_name("chat-rooms", "lobby"));
   CHECK(a == IdNamespace("chat-rooms").from_name("lobby"));
@@ -23,7 +23,7 @@ TEST_CASE("id_from_name is deterministic and namespaced", "[routing][id]") {
   CHECK(id_from_name("", "x") != id_from_name("x", ""));
 }
 
-TEST_CASE("ids print as 64 lowercase hex characters and parse back", "[routing][id]") {
+TEST_CASE("routing: ids print as 64 lowercase hex characters and parse back", "[routing][id]") {
   const IdNamespace ns("counters");
   for (const ObjectId& id : {ns.from_name("a"), ns.from_name(""), ns.new_unique()}) {
     const std::string hex = id.to_string();
@@ -37,7 +37,7 @@ TEST_CASE("ids print as 64 lowercase hex characters and parse back", "[routing][
   }
 }
 
-TEST_CASE("new_unique_id gives distinct ids of its namespace", "[routing][id]") {
+TEST_CASE("routing: new_unique_id gives distinct ids of its namespace", "[routing][id]") {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
     const ObjectId id = new_unique_id("jobs");
@@ -47,7 +47,7 @@ TEST_CASE("new_unique_id gives distinct ids of its namespace", "[routing][id]") 
   CHECK(seen.size() == 1000);
 }
 
-TEST_CASE("new_unique with an entropy source uses exactly its bytes", "[routing][id]") {
+TEST_CASE("routing: new_unique with an entropy source uses exactly its bytes", "[routing][id]") {
   const IdNamespace ns("jobs");
   const EntropyFn ones = [](std::span<uint8_t> out) {
     CHECK(out.size() == ObjectId::kBodySize);
@@ -65,7 +65,8 @@ struct BadCase {
   IdError error;
 };
 
-TEST_CASE("id_from_string rejects malformed and foreign ids with a clear error", "[routing][id]") {
+TEST_CASE("routing: id_from_string rejects malformed and foreign ids with a clear error",
+          "[routing][id]") {
   const IdNamespace ns("accounts");
   const std::string good = ns.from_name("alice").to_string();
   std::string flipped_body = good;
@@ -103,13 +104,13 @@ TEST_CASE("id_from_string rejects malformed and foreign ids with a clear error",
   }
 }
 
-TEST_CASE("error names are stable", "[routing][id]") {
+TEST_CASE("routing: error names are stable", "[routing][id]") {
   CHECK(to_string(IdError::kBadLength) == "bad_length");
   CHECK(to_string(IdError::kBadHex) == "bad_hex");
   CHECK(to_string(IdError::kWrongNamespace) == "wrong_namespace");
 }
 
-TEST_CASE("routing key is the first 8 bytes big-endian", "[routing][id]") {
+TEST_CASE("routing: routing key is the first 8 bytes big-endian", "[routing][id]") {
   std::array<uint8_t, ObjectId::kSize> bytes{};
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i + 1);
   const ObjectId id(bytes);

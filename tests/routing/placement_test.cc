@@ -21,7 +21,7 @@ EntropyFn seeded(uint64_t seed) {
   };
 }
 
-TEST_CASE("free owner and successors agree with a built table", "[routing][placement]") {
+TEST_CASE("routing: free owner and successors agree with a built table", "[routing][placement]") {
   std::mt19937_64 rng(20);
   const View view = random_view(rng, 30, 5);
   const RoutingTable t = build(view);
@@ -39,7 +39,8 @@ TEST_CASE("free owner and successors agree with a built table", "[routing][place
   CHECK(successors(id_from_name("free", "x"), View{}, 3).empty());
 }
 
-TEST_CASE("place_new keeps the candidate whose owner reports less load", "[routing][placement]") {
+TEST_CASE("routing: place_new keeps the candidate whose owner reports less load",
+          "[routing][placement]") {
   std::mt19937_64 rng(21);
   const RoutingTable t = build(random_view(rng, 40, 1));
   const IdNamespace ns("replicas");
@@ -69,7 +70,7 @@ double max_over_mean(const std::vector<double>& v) {
   return *std::max_element(v.begin(), v.end()) / (sum / double(v.size()));
 }
 
-TEST_CASE("two choices spread new replicas more evenly than one", "[routing][placement]") {
+TEST_CASE("routing: two choices spread new replicas more evenly than one", "[routing][placement]") {
   std::mt19937_64 rng(22);
   const RoutingTable t = build(random_view(rng, 100, 1, "m", false));
   const IdNamespace ns("replicas");

@@ -50,7 +50,7 @@ struct BadView {
   ViewError error;
 };
 
-TEST_CASE("build rejects invalid views with an error value", "[routing][table]") {
+TEST_CASE("routing: build rejects invalid views with an error value", "[routing][table]") {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   const BadView cases[] = {
@@ -77,7 +77,8 @@ TEST_CASE("build rejects invalid views with an error value", "[routing][table]")
                   std::invalid_argument);
 }
 
-TEST_CASE("a single member owns everything and answers carry the epoch", "[routing][table]") {
+TEST_CASE("routing: a single member owns everything and answers carry the epoch",
+          "[routing][table]") {
   const RoutingTable t = build(View{42, {{"solo", 1.0}}});
   std::mt19937_64 rng(1);
   for (uint64_t key : random_keys(rng, 1000)) {
@@ -91,7 +92,7 @@ TEST_CASE("a single member owns everything and answers carry the epoch", "[routi
   CHECK(t.token_count() == 128);
 }
 
-TEST_CASE("members are numbered by node id and can be found", "[routing][table]") {
+TEST_CASE("routing: members are numbered by node id and can be found", "[routing][table]") {
   const RoutingTable t = build(View{1, {{"c", 1}, {"a", 2}, {"b", 0.5}}});
   CHECK(t.node_id(0) == "a");
   CHECK(t.node_id(1) == "b");
@@ -102,7 +103,7 @@ TEST_CASE("members are numbered by node id and can be found", "[routing][table]"
   CHECK(t.token_count() == 256 + 64 + 128);
 }
 
-TEST_CASE("owner matches the reference definition", "[routing][table][property]") {
+TEST_CASE("routing: owner matches the reference definition", "[routing][table][property]") {
   std::mt19937_64 rng(2);
   // Small views exercise empty slots (the walk to the previous slot); 300 members exercise
   // full SIMD blocks and the masked tail.
@@ -116,7 +117,7 @@ TEST_CASE("owner matches the reference definition", "[routing][table][property]"
   }
 }
 
-TEST_CASE("every node computes the same owner whatever the member order",
+TEST_CASE("routing: every node computes the same owner whatever the member order",
           "[routing][table][property]") {
   std::mt19937_64 rng(3);
   for (int trial = 0; trial < 5; ++trial) {
@@ -134,7 +135,7 @@ TEST_CASE("every node computes the same owner whatever the member order",
   }
 }
 
-TEST_CASE("a join moves keys only to the new member", "[routing][table][property]") {
+TEST_CASE("routing: a join moves keys only to the new member", "[routing][table][property]") {
   std::mt19937_64 rng(4);
   for (int trial = 0; trial < 4; ++trial) {
     const View before = random_view(rng, 20 + rng() % 300, 1);
@@ -154,7 +155,7 @@ TEST_CASE("a join moves keys only to the new member", "[routing][table][property
   }
 }
 
-TEST_CASE("a leave moves only the leaving member's keys", "[routing][table][property]") {
+TEST_CASE("routing: a leave moves only the leaving member's keys", "[routing][table][property]") {
   std::mt19937_64 rng(5);
   for (int trial = 0; trial < 4; ++trial) {
     const View before = random_view(rng, 2 + rng() % 300, 1);
@@ -170,7 +171,8 @@ TEST_CASE("a leave moves only the leaving member's keys", "[routing][table][prop
   }
 }
 
-TEST_CASE("a weight change moves keys only to or from that member", "[routing][table][property]") {
+TEST_CASE("routing: a weight change moves keys only to or from that member",
+          "[routing][table][property]") {
   std::mt19937_64 rng(6);
   const View before = random_view(rng, 100, 1);
   View after = before;
@@ -186,7 +188,8 @@ TEST_CASE("a weight change moves keys only to or from that member", "[routing][t
   CHECK(gained > 0);
 }
 
-TEST_CASE("successors are distinct, owner first, nested and stable", "[routing][table][property]") {
+TEST_CASE("routing: successors are distinct, owner first, nested and stable",
+          "[routing][table][property]") {
   std::mt19937_64 rng(7);
   const View view = random_view(rng, 60, 9);
   const RoutingTable t = build(view);
@@ -218,7 +221,7 @@ TEST_CASE("successors are distinct, owner first, nested and stable", "[routing][
   CHECK(distinct.size() == 60);
 }
 
-TEST_CASE("hash-space shares follow the weights", "[routing][table]") {
+TEST_CASE("routing: hash-space shares follow the weights", "[routing][table]") {
   View view;
   for (int i = 0; i < 300; ++i) {
     std::string name = "w";
@@ -237,7 +240,7 @@ TEST_CASE("hash-space shares follow the weights", "[routing][table]") {
 }
 
 #if DOG_COUNT_ALLOCATIONS
-TEST_CASE("lookups do not allocate", "[routing][table]") {
+TEST_CASE("routing: lookups do not allocate", "[routing][table]") {
   std::mt19937_64 rng(8);
   const RoutingTable t = build(random_view(rng, 1000, 1, "m", false));
   const std::vector<uint64_t> keys = random_keys(rng, 10000);
@@ -254,7 +257,7 @@ TEST_CASE("lookups do not allocate", "[routing][table]") {
 }
 #endif
 
-TEST_CASE("fence applies the epoch rule", "[routing][table]") {
+TEST_CASE("routing: fence applies the epoch rule", "[routing][table]") {
   const RoutingTable t = build(View{10, {{"a", 1}, {"b", 1}, {"c", 1}}});
   const ObjectId id = id_from_name("fence", "x");
   const std::string owner(t.owner(id).node_id);
