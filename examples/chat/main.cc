@@ -48,7 +48,8 @@ struct Room : dog::Replica {
       emit({{"type", "user:msg"}, {"from", "HTTP"}, {"text", "SENT VIA \"/emit\" HTTP route"}, {"time", now_ms()}, {"meta", "group"}});
       co_return dog::Response::text(200, "DONE");
     }
-    co_return dog::Response::text(200, "PATH: \"" + std::string(path) + "\"");
+    // DOG answers 200 here; dog keeps the body but says 404, so clients see a clear error.
+    co_return dog::Response::text(404, "PATH: \"" + std::string(path) + "\"");
   }
 
   dog::Task<void> onopen(dog::Socket& socket) override {
@@ -128,8 +129,9 @@ struct Room : dog::Replica {
     } else if (type.empty()) {
       socket.send({{"type", "error"}, {"error", "message has no type"}});
     } else {
-      // DOG relays unknown types to everyone.
-      co_await socket.broadcast(input, true);
+      // DOG relays unknown types to everyone; dog answers the sender with a clear error instead,
+      // so a typo or a hostile client cannot make every socket receive arbitrary payloads.
+      socket.send({{"type", "error"}, {"error", "unknown message type: " + type}});
     }
   }
 };
@@ -150,7 +152,9 @@ int main(int argc, char** argv) {
     if (req.method != "GET" && req.method != "HEAD") co_return dog::Response::text(405, "Method not allowed");
     if (req.path() == "/") co_return dog::Response::html(std::string(dog_chat::kPage));
     if (req.path() == "/favicon.ico") co_return dog::Response::text(404, "");
-    std::string reqid(req.query_param("u").value_or("anon"));
+    auto u = req.query_param("u");
+    if (u && u->empty()) co_return dog::Response::text(400, "the u parameter (your name) must not be empty");
+    std::string reqid(u.value_or("anon"));  // identify() rejects ids over 256 bytes with a 400
     auto gid = env["LOBBY"].id_from_name("lobby-id");
     auto room = co_await dog::identify(gid, reqid, {env["LOBBY"], env["ROOM"]});
     co_return co_await room.fetch(req);

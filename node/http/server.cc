@@ -106,7 +106,15 @@ void HttpServer::shutdown(std::chrono::milliseconds deadline, std::function<void
   std::weak_ptr<State> weak = state_;
   s.drain_timer.async_wait([weak](std::error_code ec) {
     if (ec) return;
-    if (auto st = weak.lock()) st->force_close_all();
+    auto st = weak.lock();
+    if (!st) return;
+    st->force_close_all();
+    // The deadline is a promise to the caller: report done even if some object still lingers.
+    if (st->on_drained) {
+      auto done = std::move(st->on_drained);
+      st->on_drained = nullptr;
+      asio::post(st->loop.io(), std::move(done));
+    }
   });
   s.maybe_drained();
 }

@@ -56,7 +56,7 @@ void WsSession::read() {
 }
 
 void WsSession::on_message(std::string_view payload, bool text) {
-  if (state_ != State::kOpen) return;  // closing: drop data, keep reading for the close frame
+  if (state_ != State::kOpen || !handler_) return;  // closing: drop data, keep reading for the close frame
   try {
     handler_->on_message(shared_from_this(), payload, text);
   } catch (const std::exception& e) {
@@ -218,6 +218,8 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
       std::fprintf(stderr, "dog: websocket on_close threw: %s\n", e.what());
     }
   }
+  // Handlers commonly hold the WebSocket they were given; dropping ours breaks that cycle.
+  handler_.reset();
 }
 
 }  // namespace dog::node

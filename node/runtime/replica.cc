@@ -220,6 +220,7 @@ class SocketAdapter final : public http::WebSocketHandler {
           state->release(sock->uid(), empty);
           sock->close();
           sock->replica_ = nullptr;
+          sock->ws_.reset();  // the WebSocket holds our adapter, which holds this socket
           state->touch();
         },
         asio::detached);

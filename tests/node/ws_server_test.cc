@@ -236,3 +236,28 @@ TEST_CASE("server shutdown says 1001 going away to open sockets", "[ws]") {
   CHECK(f.close_code == 1001);
   CHECK(drained);
 }
+
+TEST_CASE("a handler that keeps its WebSocket does not leak the connection after close", "[ws]") {
+  // Regression: session -> handler -> socket -> session was a cycle, so shutdown never drained.
+  struct Keeper : dog::http::WebSocketHandler {
+    std::vector<std::shared_ptr<WebSocket>> kept;
+    void on_open(const std::shared_ptr<WebSocket>& s) override { kept.push_back(s); }
+    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool t) override { s->send(d, t); }
+  };
+  Loop loop;
+  // One handler per connection, holding its socket: the shape the DOG runtime uses.
+  HttpServer server(loop, HttpConfig::testing(), [](Request&) -> asio::awaitable<Response> {
+    co_return Response::accept_websocket(std::make_shared<Keeper>());
+  });
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient c(port);
+    c.send(ws::Opcode::kClose, ws::close_payload(1000, ""));
+    c.next();
+    c.closed_by_server();
+  });
+  for (int i = 0; i < 10; ++i) {  // let the aborted read complete and release the session
+    loop.io().restart();
+    loop.io().poll();
+  }
+  CHECK(server.stats().ws_open == 0);
+}
