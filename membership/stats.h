@@ -25,6 +25,7 @@ struct Stats {
   // Protocol activity.
   uint64_t probes = 0;
   uint64_t probe_failures = 0;       // probes that ended in a suspicion
+  uint64_t probes_inconclusive = 0;  // failed, but no relay answered either: no accusation
   uint64_t indirect_probes = 0;      // ping-req sent
   uint64_t nacks_received = 0;
   uint64_t suspicions_raised = 0;    // by our own probes

@@ -271,6 +271,13 @@ void Swim::probe_deadline(uint64_t gen) {
     awareness_.apply(static_cast<int>(probe_.nacks_expected - std::min(probe_.nacks_expected, probe_.nacks_received)));
   else
     awareness_.apply(1);
+  if (cfg_.lifeguard && probe_.nacks_expected > 0 && probe_.nacks_received == 0) {
+    // Neither an ack nor a single nack from k relays: the relays are evidently unable to reach
+    // *us* (we are slow, overloaded or cut off), so the probe says nothing about the target.
+    // Only the health score moves; an accusation would most likely be false.
+    ++stats_.probes_inconclusive;
+    return;
+  }
   ++stats_.probe_failures;
   suspect_locally(probe_.target);
 }

@@ -191,6 +191,7 @@ bool run_steady(const ScenarioArgs& a, nlohmann::json& out) {
   out["stream_share"] = round3(static_cast<double>(stream_bytes) / static_cast<double>(std::max<uint64_t>(1, stream_bytes + dgram_bytes)));
   out["max_datagram_bytes"] = max_dgram;
   out["mtu_violations"] = mtu_violations;
+  out["sim_events"] = c.net().events_processed();
   return true;
 }
 
@@ -342,6 +343,13 @@ bool run_bootstrap(const ScenarioArgs& a, nlohmann::json& out) {
   out["converge_periods"] = done == kNever ? -1.0 : round3(static_cast<double>(done) / T.count());
   out["members_seeing_all"] = best;
   out["false_suspicions"] = false_suspicions;
+  uint64_t max_dgram = 0, mtu_violations = 0;
+  for (uint32_t i = 0; i < a.nodes; ++i) {
+    max_dgram = std::max(max_dgram, c.net().counters(i).max_datagram_bytes);
+    mtu_violations += c.net().counters(i).mtu_violations;
+  }
+  out["max_datagram_bytes"] = max_dgram;
+  out["mtu_violations"] = mtu_violations;
   return true;
 }
 

@@ -156,6 +156,9 @@ TEST_CASE("a member that hears nothing raises its own health score") {
   c.run_for(seconds(4));
   CHECK(c.node(0).health_score() > 0);
   CHECK(c.node(1).health_score() == 0);
+  // Without a single nack it cannot tell a dead target from its own deafness: no accusations.
+  CHECK(c.node(0).stats().probes_inconclusive > 0);
+  CHECK(c.node(0).stats().suspicions_raised == 0);
 }
 
 TEST_CASE("graceful leave is reported as leave everywhere, never as death") {
