@@ -4,6 +4,9 @@
 
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
+#include <array>
+#include <atomic>
+#include <set>
 
 #include "http_fixture.h"
 
@@ -277,4 +280,50 @@ TEST_CASE("parse_endpoint accepts HOST:PORT and explains bad input", "[http]") {
   CHECK_THROWS_WITH(dog::node::parse_endpoint("1.2.3.4:99999"), Catch::Contains("out of range"));
   CHECK_THROWS_WITH(dog::node::parse_endpoint("1.2.3.4:8x"), Catch::Contains("bad port"));
   CHECK_THROWS_WITH(dog::node::parse_endpoint("nohost:80"), Catch::Contains("bad host"));
+}
+
+TEST_CASE("two loops on two threads share one port and each serves its own connections", "[http][loops]") {
+  // N loops, one per core: each owns its server and connections; the kernel spreads accepts.
+  auto cfg = HttpConfig::testing();
+  cfg.reuse_port = true;
+  uint16_t port = 0;
+  std::atomic<int> ready{0};
+  std::atomic<bool> stop{false};
+  std::array<uint64_t, 2> served{};
+  auto serve = [&](int idx) {
+    Loop loop;
+    HttpServer server(loop, cfg, [idx](Request&) -> asio::awaitable<Response> {
+      co_return Response::text(200, "loop " + std::to_string(idx));
+    });
+    // The first loop picks the port; the second binds the same one.
+    while (idx == 1 && ready.load() == 0) std::this_thread::yield();
+    server.listen({asio::ip::make_address("127.0.0.1"), idx == 0 ? uint16_t(0) : port});
+    if (idx == 0) port = server.local_endpoint().port();
+    ready++;
+    asio::steady_timer poll(loop.io());
+    std::function<void()> check = [&] {
+      if (stop) return loop.stop();
+      poll.expires_after(std::chrono::milliseconds(5));
+      poll.async_wait([&](std::error_code) { check(); });
+    };
+    check();
+    loop.run();
+    served[idx] = server.stats().requests;
+  };
+  std::thread a(serve, 0), b(serve, 1);
+  for (int i = 0; i < 2000 && ready.load() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::set<std::string> answered_by;
+  for (int i = 0; i < 64 && answered_by.size() < 2; ++i) {
+    RawClient c(port);
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string r = c.read_until("loop ");
+    r += c.read_some();
+    auto at = r.find("loop ");
+    if (at != std::string::npos) answered_by.insert(r.substr(at, 6));
+  }
+  stop = true;
+  a.join();
+  b.join();
+  CHECK(answered_by == std::set<std::string>{"loop 0", "loop 1"});
+  CHECK(served[0] + served[1] >= 2);
 }
