@@ -29,6 +29,8 @@ WsSession::~WsSession() {
 
 void WsSession::start(std::string_view leftover) {
   auto self = shared_from_this();
+  std::error_code nb;
+  socket_.non_blocking(true, nb);  // once: flush() writes directly and must never block
   try {
     handler_->on_open(self);
   } catch (const std::exception& e) {
@@ -177,7 +179,6 @@ void WsSession::flush() {
   }
   // Try the write now: on an idle socket it completes in one syscall with no reactor trip.
   std::error_code ec;
-  socket_.non_blocking(true, ec);
   size_t n = socket_.write_some(asio::buffer(wbuf_.data() + wbuf_off_, wbuf_.size() - wbuf_off_), ec);
   if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
     return finish(ws::close_code::kAbnormal, "write failed");
