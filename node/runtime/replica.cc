@@ -50,18 +50,20 @@ void Replica::State::deliver_to(std::string_view target, const std::string& body
 
 // The routing seam for Replica -> Replica calls: `peer()` is local today; a remote peer will be
 // reached over rpc/ with the same arguments. A peer that no longer exists leaves the set.
+std::vector<std::shared_ptr<Replica>> Replica::State::live_peers() {
+  std::vector<std::shared_ptr<Replica>> out;
+  auto list = neighbors;  // snapshot: removal edits the set
+  for (const auto& nid : list) {
+    if (auto p = rt->peer(*self_ns, nid)) out.push_back(std::move(p));
+    else remove_neighbor(nid);
+  }
+  return out;
+}
+
 Task<void> Replica::State::broadcast(std::string sender, std::string body, bool self_too) {
   emit_local(sender, body, self_too);
-  auto list = neighbors;
-  for (const auto& nid : list) {
-    auto p = rt->peer(*self_ns, nid);
-    if (!p) {
-      remove_neighbor(nid);
-      continue;
-    }
-    // The self flag travels with the message (DOG drops it across Replicas).
-    p->state_->emit_local(sender, body, self_too);
-  }
+  // The self flag travels with the message (DOG drops it across Replicas).
+  for (auto& p : live_peers()) p->state_->emit_local(sender, body, self_too);
   co_return;
 }
 
@@ -69,15 +71,7 @@ Task<void> Replica::State::whisper(std::string sender, std::string target, std::
   if (sender == target) co_return;  // DOG: whispering to yourself is a no-op
   // Every socket of the target in the group, local and remote (DOG stops at a local hit).
   deliver_to(target, body);
-  auto list = neighbors;
-  for (const auto& nid : list) {
-    auto p = rt->peer(*self_ns, nid);
-    if (!p) {
-      remove_neighbor(nid);
-      continue;
-    }
-    p->state_->deliver_to(target, body);
-  }
+  for (auto& p : live_peers()) p->state_->deliver_to(target, body);
   co_return;
 }
 
@@ -279,15 +273,10 @@ Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseco
   auto shared = std::make_shared<Shared>();
   auto& io = state->rt->loop().io();
   shared->wake = std::make_unique<asio::steady_timer>(io, deadline);
-  auto list = state->neighbors;
-  for (size_t i = 0; i < list.size(); ++i) {
-    auto p = state->rt->peer(*state->self_ns, list[i]);
-    shared->results.push_back({list[i], std::nullopt, ""});
-    if (!p) {
-      shared->results.back().error = "peer no longer exists";
-      state->remove_neighbor(list[i]);
-      continue;
-    }
+  auto peers = state->live_peers();
+  for (size_t i = 0; i < peers.size(); ++i) {
+    auto p = peers[i];
+    shared->results.push_back({p->uid(), std::nullopt, ""});
     shared->pending++;
     asio::co_spawn(
         io,

@@ -45,6 +45,8 @@ struct Replica::State {
   void deliver_to(std::string_view target, const std::string& body);
   Task<void> broadcast(std::string sender, std::string body, bool self_too);
   Task<void> whisper(std::string sender, std::string target, std::string body);
+  // The peers that still exist (missing ones leave `neighbors`).
+  std::vector<std::shared_ptr<Replica>> live_peers();
   void add_neighbor(const std::string& nid);
   void remove_neighbor(const std::string& nid);
   void add_socket(const std::shared_ptr<Socket>& s);
