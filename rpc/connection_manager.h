@@ -1,0 +1,161 @@
+// dog::rpc::ConnectionManager: one authenticated Cap'n Proto connection per peer, opened lazily.
+//
+// Contract
+// --------
+// * Loop affinity: everything runs on one dog::node::Loop; not thread-safe.
+// * Each node serves one `wire::Node` capability (`local`) to every peer, and calls the peers'
+//   through `call()`. Connections are bidirectional: a peer that dialled us is used for our
+//   calls to it too, so a pair of nodes normally shares one connection. (If both dial at the
+//   same instant, two connections exist until one closes; calls use whichever was adopted
+//   first. docs/rpc.md, "Connections".)
+// * `call(peer, deadline, fn)` gets the connected Node client (dialling if needed) and runs
+//   `fn(client)`, which returns a promise. The result is rejected with:
+//     - peer_dead (DISCONNECTED) at once, and for calls in flight, when `mark_dead(peer)` was
+//       called (membership said so); `mark_alive(peer)` lifts it;
+//     - in_backoff (DISCONNECTED) while a reconnect is backing off after a failed dial:
+//       initial * 2^failures, capped, times a jitter in [0.5, 1) from the injected Rng;
+//     - too_many_in_flight (OVERLOADED) when `max_in_flight_per_peer` calls are outstanding;
+//     - deadline_exceeded (OVERLOADED, ErrorKind::kDeadline) when `deadline` passes;
+//     - whatever the peer or the connection raised (DISCONNECTED when it broke).
+//   Dropping the returned promise cancels the call; Cap'n Proto tells the peer, which cancels
+//   its side.
+// * Limits on every reader: ReaderOptions{traversal_limit_words, nesting_limit} on each
+//   connection (a larger message fails the connection: it is the max message size), the
+//   channel's max frame size, and Cap'n Proto's flow limit on calls a peer may have in flight
+//   against us (`incoming_flow_limit_bytes`).
+// * Lifetime: destroy the manager before its Loop. Destroying it cancels every call.
+#pragma once
+
+#include <asio/ip/tcp.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async.h>
+
+#include "membership/keyring.h"
+#include "membership/rng.h"
+#include "node/loop.h"
+#include "rpc/dog.capnp.h"
+#include "rpc/errors.h"
+#include "rpc/secure_channel.h"
+
+namespace dog::rpc {
+
+struct ManagerConfig {
+  std::string node_name;  // authenticated to peers by the handshake; <= 64 bytes
+  ChannelConfig channel;
+  // Largest message a peer may send us, in 8-byte words (capnp traversal limit; a message is
+  // refused before it is parsed). Default: 8 Mi words = 64 MiB.
+  uint64_t traversal_limit_words = 8ull << 20;
+  int nesting_limit = 64;
+  // Our own calls to one peer outstanding at once; beyond it, OVERLOADED. Default: 4096.
+  uint32_t max_in_flight_per_peer = 4096;
+  // Bytes of a peer's calls into us that may be unanswered before Cap'n Proto stops reading
+  // from that connection (RpcSystem::setFlowLimit). Default: 16 MiB.
+  size_t incoming_flow_limit_bytes = 16 << 20;
+  // Dial backoff after a failure: initial * 2^(failures-1), capped, times jitter [0.5, 1).
+  kj::Duration backoff_initial = 50 * kj::MILLISECONDS;
+  kj::Duration backoff_max = 5 * kj::SECONDS;
+};
+
+struct ManagerStats {
+  uint64_t dials = 0;
+  uint64_t dial_failures = 0;
+  uint64_t accepted = 0;
+  uint64_t disconnects = 0;
+  uint64_t refused_dead = 0;
+  uint64_t refused_overloaded = 0;
+  uint64_t refused_backoff = 0;
+  uint64_t deadlines = 0;
+  ChannelStats channel;  // handshake and frame rejections
+};
+
+class ConnectionManager {
+ public:
+  ConnectionManager(node::Loop& loop, const membership::Keyring& keyring, ManagerConfig config,
+                    wire::Node::Client local, membership::Rng& rng);
+  ~ConnectionManager();
+  ConnectionManager(const ConnectionManager&) = delete;
+  ConnectionManager& operator=(const ConnectionManager&) = delete;
+
+  // Where to dial `peer`. Re-adding updates the address for the next dial.
+  void add_peer(const std::string& peer, asio::ip::tcp::endpoint endpoint);
+
+  // Membership's verdicts. mark_dead drops the connection and fails calls in flight and new
+  // calls fast until mark_alive.
+  void mark_dead(const std::string& peer);
+  void mark_alive(const std::string& peer);
+
+  // Accepts peers on `endpoint` (port 0 picks one). Returns the bound port.
+  uint16_t listen(asio::ip::tcp::endpoint endpoint);
+
+  template <typename Fn>
+  kj::PromiseForResult<Fn, wire::Node::Client> call(const std::string& peer,
+                                                     kj::Duration deadline, Fn&& fn) {
+    using R = kj::PromiseForResult<Fn, wire::Node::Client>;
+    KJ_IF_MAYBE(e, admit(peer)) { return R(kj::mv(*e)); }
+    Peer& p = *peers_.at(peer);
+    ++p.in_flight;
+    auto release = kj::defer([this, &p] { --p.in_flight; });
+    R work = p.canceler->wrap(client(peer).then(kj::fwd<Fn>(fn)));
+    return work
+        .exclusiveJoin(loop_.timer().afterDelay(deadline).then([this]() -> R {
+          ++stats_.deadlines;
+          return deadline_exceeded();
+        }))
+        .attach(kj::mv(release));
+  }
+
+  // The connected Node client of `peer`, dialling if needed (no deadline, no in-flight cap:
+  // prefer call()).
+  kj::Promise<wire::Node::Client> client(const std::string& peer);
+
+  bool connected(const std::string& peer) const;
+  uint32_t in_flight(const std::string& peer) const;
+  // Time until the next dial may start; 0 when not backing off.
+  kj::Duration backoff_remaining(const std::string& peer) const;
+  const ManagerStats& stats() const { return stats_; }
+  const std::string& name() const { return config_.node_name; }
+
+ private:
+  struct Connection;
+  struct Peer {
+    std::string name;
+    std::optional<asio::ip::tcp::endpoint> endpoint;
+    bool dead = false;
+    uint32_t in_flight = 0;
+    uint32_t failures = 0;
+    kj::TimePoint next_dial = kj::origin<kj::TimePoint>();
+    Connection* conn = nullptr;  // adopted connection (owned by conns_)
+    kj::Maybe<kj::ForkedPromise<void>> dialing;
+    kj::Own<kj::Canceler> canceler = kj::heap<kj::Canceler>();
+  };
+
+  kj::Maybe<kj::Exception> admit(const std::string& peer);
+  Peer& peer_entry(const std::string& peer);
+  kj::Promise<void> dial(Peer& p);
+  void clear_dialing(Peer& p);
+  Connection& adopt(SecureSession session, capnp::rpc::twoparty::Side side);
+  void dropped(Connection* c);
+  void accept_loop();
+
+  node::Loop& loop_;
+  const membership::Keyring& keyring_;
+  ManagerConfig config_;
+  wire::Node::Client local_;
+  membership::Rng& rng_;
+  ManagerStats stats_;
+  HandshakeReplayWindow replay_window_;
+  std::map<std::string, std::unique_ptr<Peer>> peers_;
+  std::map<Connection*, kj::Own<Connection>> conns_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  class ErrorSink;
+  kj::Own<ErrorSink> error_sink_;
+  kj::Own<kj::TaskSet> tasks_;  // last: destroyed first
+};
+
+}  // namespace dog::rpc

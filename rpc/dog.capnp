@@ -1,0 +1,198 @@
+# dog node-to-node RPC schema.
+#
+# Everything that crosses machines between two dog nodes goes through the `Node` interface
+# below: Group -> Replica routing (identify, release, deliver a request), WebSocket relays between
+# the entry node (which holds the client socket) and the Replica's node, fan-out, and gossip.
+# Each node serves one `Node` as the bootstrap capability of every peer connection; connections
+# are bidirectional, so either side may call the other's bootstrap.
+#
+# VERSIONING RULES (read before editing)
+# * Ordinals are append-only. Never renumber, reuse, retype or delete a field or method; to
+#   retire one, rename it `obsoleteXxx` and stop setting it.
+# * Enums are never renumbered; new enumerants are appended at the end. A receiver that sees an
+#   enumerant it does not know must treat it as the documented fallback (see each enum).
+# * New fields must have a default that means "the old behaviour", so an old sender and a new
+#   receiver agree.
+# * Unions may gain members (appended); a receiver that sees an unknown union member answers
+#   UNIMPLEMENTED (Cap'n Proto does this for unknown methods by itself).
+# * Changing the meaning of an existing field requires a new field, not a new comment.
+# * `protocolVersion` in `Hello` is bumped only for changes that an old peer cannot safely
+#   ignore; peers refuse versions outside their supported range with UNIMPLEMENTED.
+
+@0xd341a524c162f5b0;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("dog::rpc::wire");
+
+# ---------------------------------------------------------------------------------------------
+# Common types
+
+struct ObjectRef {
+  # Addresses one object (a Group or a Replica). `id` is the 32-byte routing::ObjectId;
+  # `ns` is the namespace (registered Group/Replica type) it was derived in.
+  ns @0 :Text;
+  id @1 :Data;
+}
+
+struct NotOwner {
+  # The typed refusal "not owner, epoch E". The receiver's routing view (at `epoch`) says it
+  # does not own the target. The sender refreshes its view to at least `epoch` and re-routes
+  # once; a second refusal is reported to the caller (no ping-pong between stale views).
+  epoch @0 :UInt64;
+  ownerHint @1 :Text;   # the owner in the receiver's view, or "" if it has none
+}
+
+struct Header {
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct RequestHead {
+  method @0 :Text;
+  path @1 :Text;
+  headers @2 :List(Header);
+}
+
+struct ResponseHead {
+  status @0 :UInt16;
+  headers @1 :List(Header);
+}
+
+interface ByteStream {
+  # One direction of a streamed body. Flow control: `write` is a streaming call, so a slow
+  # consumer holds the producer back through Cap'n Proto's per-stream window.
+  write @0 (data :Data) -> stream;
+  end @1 ();
+  # The producer is done; resolves once the consumer has seen every byte.
+  abort @2 (reason :Text);
+  # The producer failed; the consumer must discard what it has.
+}
+
+# ---------------------------------------------------------------------------------------------
+# WebSocket relay
+
+struct WsMessage {
+  union {
+    text @0 :Text;
+    binary @1 :Data;
+  }
+}
+
+interface WsSink {
+  # One direction of a WebSocket relayed between two nodes. The entry node hands the Replica's
+  # node a WsSink that writes to the client socket; the Replica's node hands back a WsSink that
+  # delivers the client's messages to the Replica.
+  send @0 (message :WsMessage) -> stream;
+  close @1 (code :UInt16, reason :Text);
+  # Normal close, with the RFC 6455 close code (1000 normal, 1001 going away, 1011 error...).
+  # After close, further sends fail with FAILED. An error that is not a close (the node or
+  # the connection died) arrives as a broken capability (DISCONNECTED) instead.
+}
+
+struct SocketInfo {
+  socketId @0 :UInt64;      # unique on the entry node
+  entryNode @1 :Text;       # the node holding the client socket
+  head @2 :RequestHead;     # the upgrade request, for the Replica's accept hook
+}
+
+# ---------------------------------------------------------------------------------------------
+# Fan-out and gossip
+
+enum FanOutKind {
+  # Fallback for an unknown value: treat as `broadcast`.
+  broadcast @0;
+  emit @1;
+  whisper @2;
+}
+
+struct FanOut {
+  # One message per destination node: never one RPC per socket.
+  group @0 :ObjectRef;
+  kind @1 :FanOutKind;
+  allInGroup @2 :Bool;          # every socket of the group on the receiving node...
+  recipients @3 :List(UInt64);  # ...or exactly these socket ids (when allInGroup is false)
+  except @4 :List(UInt64);      # socket ids to skip (the sender's own socket, for instance)
+  message @5 :WsMessage;
+}
+
+struct FanOutResult {
+  delivered @0 :UInt32;
+  missing @1 :List(UInt64);     # recipients the node no longer holds
+}
+
+# ---------------------------------------------------------------------------------------------
+# The node service
+
+struct Hello {
+  protocolVersion @0 :UInt32 = 1;
+  nodeName @1 :Text;
+  viewEpoch @2 :UInt64;
+}
+
+interface Node {
+  hello @0 (hello :Hello) -> (hello :Hello);
+
+  identify @1 (target :ObjectRef, epoch :UInt64) -> (result :IdentifyResult);
+  # Asks the owner to make sure the object is live (start it on first use).
+  release @2 (target :ObjectRef, epoch :UInt64) -> ();
+  # The caller no longer needs the object pinned.
+
+  deliver @3 (target :ObjectRef, epoch :UInt64, head :RequestHead, body :Data,
+              responseBody :ByteStream) -> (result :DeliverResult);
+  # One request with its body inline (small bodies: one round trip). If `responseBody` is set,
+  # the response body is streamed into it before the call returns instead of inlined.
+
+  open @4 (target :ObjectRef, epoch :UInt64, head :RequestHead) -> (result :OpenResult);
+  # A request whose body is streamed: the owner accepts (or refuses with notOwner) before any
+  # body byte moves, then the caller streams `call.write` and ends with `call.finish()`.
+
+  openSocket @5 (target :ObjectRef, epoch :UInt64, info :SocketInfo, toClient :WsSink)
+      -> (result :SocketResult);
+
+  fanOut @6 (message :FanOut) -> (result :FanOutResult);
+
+  gossip @7 (group :ObjectRef, topic :Text, payload :Data) -> (reply :Data);
+  # One peer's part of a gossip round. The caller asks N peers in parallel with one deadline and
+  # collects per-peer results (rpc::gossip()).
+}
+
+struct IdentifyResult {
+  union {
+    ok @0 :Void;
+    notOwner @1 :NotOwner;
+  }
+}
+
+struct Response {
+  head @0 :ResponseHead;
+  body @1 :Data;     # empty when streamed into responseBody
+}
+
+struct DeliverResult {
+  union {
+    response @0 :Response;
+    notOwner @1 :NotOwner;
+  }
+}
+
+interface RequestCall {
+  # A request accepted by the owner whose body is still arriving.
+  write @0 (data :Data) -> stream;
+  finish @1 () -> (response :Response);
+  # The body is complete; resolves with the object's answer.
+}
+
+struct OpenResult {
+  union {
+    call @0 :RequestCall;
+    notOwner @1 :NotOwner;
+  }
+}
+
+struct SocketResult {
+  union {
+    fromClient @0 :WsSink;
+    notOwner @1 :NotOwner;
+    refused @2 :UInt16;     # the Replica refused the socket; HTTP status for the client
+  }
+}

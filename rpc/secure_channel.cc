@@ -1,0 +1,451 @@
+#include "rpc/secure_channel.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include <kj/debug.h>
+
+namespace dog::rpc {
+namespace {
+
+using membership::Keyring;
+using Bytes = std::vector<uint8_t>;
+
+constexpr uint8_t kMagic[8] = {'D', 'O', 'G', 'R', 'P', 'C', 1, 0};
+constexpr size_t kTag = crypto_aead_chacha20poly1305_ietf_ABYTES;
+constexpr size_t kHeader = 4;
+constexpr char kLabel1[] = "dog-rpc/hello1";
+constexpr char kLabel2[] = "dog-rpc/hello2";
+constexpr char kLabel3[] = "dog-rpc/hello3";
+
+kj::Exception reject(const char* why) {
+  return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                       kj::str("dog-rpc handshake rejected: ", why));
+}
+
+kj::Exception frame_error(const char* why) {
+  return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                       kj::str("dog-rpc channel: ", why));
+}
+
+void put_u32(uint8_t* p, uint32_t v) {
+  p[0] = v & 0xff;
+  p[1] = (v >> 8) & 0xff;
+  p[2] = (v >> 16) & 0xff;
+  p[3] = (v >> 24) & 0xff;
+}
+uint32_t get_u32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+struct SessionKeys {
+  std::array<uint8_t, 32> tx{};
+  std::array<uint8_t, 32> rx{};
+  ~SessionKeys() {
+    sodium_memzero(tx.data(), tx.size());
+    sodium_memzero(rx.data(), rx.size());
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// FramedStream: AEAD frames over the inner stream, with batched writes.
+
+class FramedStream final : public kj::AsyncIoStream {
+ public:
+  FramedStream(kj::Own<kj::AsyncIoStream> inner, const SessionKeys& keys, ChannelConfig config,
+               ChannelStats& stats)
+      : inner_(kj::mv(inner)), config_(config), stats_(stats) {
+    tx_key_ = keys.tx;
+    rx_key_ = keys.rx;
+    in_.resize(config_.max_frame_bytes + kHeader + kTag + 64 * 1024);
+  }
+
+  ~FramedStream() noexcept(false) {
+    sodium_memzero(tx_key_.data(), tx_key_.size());
+    sodium_memzero(rx_key_.data(), rx_key_.size());
+  }
+
+  // ---- read side -----------------------------------------------------------------------------
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    return read_loop(static_cast<uint8_t*>(buffer), minBytes, maxBytes, 0);
+  }
+
+  // ---- write side ----------------------------------------------------------------------------
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    kj::ArrayPtr<const kj::byte> piece(static_cast<const kj::byte*>(buffer), size);
+    return write(kj::arrayPtr(&piece, 1));
+  }
+
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    KJ_IF_MAYBE(e, write_error_) { return kj::cp(*e); }
+    for (auto& p : pieces) pending_.insert(pending_.end(), p.begin(), p.end());
+    if (!flushing_) {
+      flushing_ = true;
+      flush_loop_ = kj::evalLater([this] { return flush(); }).eagerlyEvaluate(nullptr);
+    }
+    if (pending_.size() < config_.write_buffer_bytes) return kj::READY_NOW;
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    waiters_.push_back(kj::mv(paf.fulfiller));
+    return kj::mv(paf.promise);
+  }
+
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+
+  void shutdownWrite() override {
+    if (flushing_) shutdown_after_flush_ = true;
+    else inner_->shutdownWrite();
+  }
+  void abortRead() override { inner_->abortRead(); }
+  void getsockopt(int level, int option, void* value, kj::uint* length) override {
+    inner_->getsockopt(level, option, value, length);
+  }
+  void setsockopt(int level, int option, const void* value, kj::uint length) override {
+    inner_->setsockopt(level, option, value, length);
+  }
+  void getsockname(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getsockname(addr, length);
+  }
+  void getpeername(struct sockaddr* addr, kj::uint* length) override {
+    inner_->getpeername(addr, length);
+  }
+
+ private:
+  kj::Promise<size_t> read_loop(uint8_t* buf, size_t min, size_t max, size_t done) {
+    for (;;) {
+      size_t n = std::min(max - done, plain_.size() - plain_pos_);
+      if (n > 0) {
+        std::memcpy(buf + done, plain_.data() + plain_pos_, n);
+        done += n;
+        plain_pos_ += n;
+        if (plain_pos_ == plain_.size()) {
+          plain_.clear();
+          plain_pos_ = 0;
+        }
+      }
+      if (done >= min) return done;
+      KJ_IF_MAYBE(e, read_error_) { return kj::cp(*e); }
+      if (eof_) return done;
+      if (decode_frames()) continue;
+      // Need more ciphertext: make room at the end of in_.
+      if (in_pos_ > 0) {
+        std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
+        in_len_ -= in_pos_;
+        in_pos_ = 0;
+      }
+      return inner_->tryRead(in_.data() + in_len_, 1, in_.size() - in_len_)
+          .then([this, buf, min, max, done](size_t got) {
+            if (got == 0) {
+              if (in_len_ > in_pos_) {
+                ++stats_.truncated;
+                read_error_ = frame_error("connection ended inside a frame");
+              } else {
+                eof_ = true;
+              }
+            }
+            in_len_ += got;
+            return read_loop(buf, min, max, done);
+          });
+    }
+  }
+
+  // Decodes every complete frame in in_ into plain_. Returns true if it produced plaintext or
+  // hit an error (either way the caller loops instead of reading).
+  bool decode_frames() {
+    bool progress = false;
+    const size_t tag = config_.encrypt ? kTag : 0;
+    while (in_len_ - in_pos_ >= kHeader) {
+      const uint8_t* hdr = in_.data() + in_pos_;
+      const uint32_t len = get_u32(hdr);
+      if (len < tag || len > config_.max_frame_bytes + tag) {
+        ++stats_.bad_frame;
+        read_error_ = frame_error("frame length out of range");
+        return true;
+      }
+      if (in_len_ - in_pos_ < kHeader + len) break;
+      const size_t plain_len = len - tag;
+      const size_t at = plain_.size();
+      plain_.resize(at + plain_len);
+      if (config_.encrypt) {
+        uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {};
+        for (int i = 0; i < 8; ++i) nonce[i] = uint8_t(rx_counter_ >> (8 * i));
+        unsigned long long mlen = 0;
+        if (crypto_aead_chacha20poly1305_ietf_decrypt(plain_.data() + at, &mlen, nullptr,
+                                                      hdr + kHeader, len, hdr, kHeader, nonce,
+                                                      rx_key_.data()) != 0) {
+          plain_.resize(at);
+          ++stats_.bad_frame;
+          read_error_ = frame_error("frame failed authentication");
+          return true;
+        }
+      } else if (plain_len > 0) {
+        std::memcpy(plain_.data() + at, hdr + kHeader, plain_len);
+      }
+      ++rx_counter_;
+      in_pos_ += kHeader + len;
+      progress = true;
+    }
+    return progress;
+  }
+
+  kj::Promise<void> flush() {
+    if (pending_.empty()) {
+      flushing_ = false;
+      for (auto& w : waiters_) w->fulfill();
+      waiters_.clear();
+      if (shutdown_after_flush_) inner_->shutdownWrite();
+      return kj::READY_NOW;
+    }
+    seal_pending();
+    return inner_->write(out_.data(), out_.size())
+        .then([this]() { return flush(); },
+              [this](kj::Exception&& e) {
+                flushing_ = false;
+                for (auto& w : waiters_) w->reject(kj::cp(e));
+                waiters_.clear();
+                write_error_ = kj::mv(e);
+              });
+  }
+
+  void seal_pending() {
+    const size_t tag = config_.encrypt ? kTag : 0;
+    const size_t max = config_.max_frame_bytes;
+    const size_t frames = (pending_.size() + max - 1) / max;
+    out_.resize(pending_.size() + frames * (kHeader + tag));
+    uint8_t* o = out_.data();
+    for (size_t at = 0; at < pending_.size(); at += max) {
+      const size_t n = std::min(max, pending_.size() - at);
+      put_u32(o, uint32_t(n + tag));
+      if (config_.encrypt) {
+        uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {};
+        for (int i = 0; i < 8; ++i) nonce[i] = uint8_t(tx_counter_ >> (8 * i));
+        unsigned long long clen = 0;
+        crypto_aead_chacha20poly1305_ietf_encrypt(o + kHeader, &clen, pending_.data() + at, n, o,
+                                                  kHeader, nullptr, nonce, tx_key_.data());
+      } else {
+        std::memcpy(o + kHeader, pending_.data() + at, n);
+      }
+      ++tx_counter_;
+      o += kHeader + n + tag;
+    }
+    pending_.clear();
+  }
+
+  kj::Own<kj::AsyncIoStream> inner_;
+  ChannelConfig config_;
+  ChannelStats& stats_;
+  std::array<uint8_t, 32> tx_key_{};
+  std::array<uint8_t, 32> rx_key_{};
+  uint64_t tx_counter_ = 0;
+  uint64_t rx_counter_ = 0;
+
+  Bytes in_;  // ciphertext read from inner_: [in_pos_, in_len_) not yet decoded
+  size_t in_pos_ = 0;
+  size_t in_len_ = 0;
+  Bytes plain_;  // decoded plaintext not yet handed out: [plain_pos_, end)
+  size_t plain_pos_ = 0;
+  bool eof_ = false;
+  kj::Maybe<kj::Exception> read_error_;
+
+  Bytes pending_;  // plaintext written, not yet sealed
+  Bytes out_;      // sealed frames being written
+  bool flushing_ = false;
+  bool shutdown_after_flush_ = false;
+  std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiters_;
+  kj::Maybe<kj::Exception> write_error_;
+  kj::Promise<void> flush_loop_ = nullptr;  // last: destroyed first (it references the buffers)
+};
+
+// ---------------------------------------------------------------------------------------------
+// Handshake
+
+struct Handshake {
+  Handshake(kj::Own<kj::AsyncIoStream> s, const Keyring& k, std::string name, ChannelConfig c,
+            ChannelStats& st)
+      : inner(kj::mv(s)), keyring(k), my_name(kj::mv(name)), config(c), stats(st) {
+    crypto_kx_keypair(pk, sk);
+  }
+  ~Handshake() { sodium_memzero(sk, sizeof sk); }
+
+  kj::Own<kj::AsyncIoStream> inner;
+  const Keyring& keyring;
+  std::string my_name;
+  ChannelConfig config;
+  ChannelStats& stats;
+  uint8_t pk[crypto_kx_PUBLICKEYBYTES];
+  uint8_t sk[crypto_kx_SECRETKEYBYTES];
+  Bytes h1, h2, h3;
+  std::string peer_name;
+};
+
+// Appends `name` as [len][64 bytes, zero padded].
+void put_name(Bytes& out, const std::string& name) {
+  const size_t n = std::min(name.size(), detail::kNameBytes);
+  out.push_back(uint8_t(n));
+  const size_t at = out.size();
+  out.resize(at + detail::kNameBytes, 0);
+  std::memcpy(out.data() + at, name.data(), n);
+}
+
+std::optional<std::string> get_name(const uint8_t* p) {
+  if (p[0] > detail::kNameBytes) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(p + 1), p[0]);
+}
+
+Bytes ad_for(const char* label, std::initializer_list<std::pair<const uint8_t*, size_t>> parts) {
+  Bytes ad(label, label + std::strlen(label));
+  for (auto& [p, n] : parts) ad.insert(ad.end(), p, p + n);
+  return ad;
+}
+
+// Appends the MAC tag over `ad`. Plaintext mode appends zeros (no key is checked).
+void put_tag(Handshake& hs, Bytes& msg, const Bytes& ad) {
+  const size_t at = msg.size();
+  msg.resize(at + Keyring::kOverhead, 0);
+  if (!hs.config.encrypt) return;
+  Keyring::Nonce nonce;
+  randombytes_buf(nonce.data(), nonce.size());
+  hs.keyring.seal({}, ad, nonce, std::span<uint8_t>(msg.data() + at, Keyring::kOverhead));
+}
+
+bool check_tag(Handshake& hs, const uint8_t* tag, const Bytes& ad) {
+  if (!hs.config.encrypt) return true;
+  uint8_t dummy[1];
+  return hs.keyring
+      .open(std::span<const uint8_t>(tag, Keyring::kOverhead), ad, std::span<uint8_t>(dummy, 0),
+            nullptr)
+      .has_value();
+}
+
+kj::Promise<void> read_exact(Handshake& hs, Bytes& buf, size_t n) {
+  buf.resize(n);
+  return hs.inner->tryRead(buf.data(), n, n).then([&hs, n](size_t got) {
+    if (got < n) {
+      ++hs.stats.truncated;
+      kj::throwFatalException(reject("connection ended inside the handshake"));
+    }
+  });
+}
+
+kj::Promise<SecureSession> finish(kj::Own<Handshake> hs, bool initiator) {
+  SessionKeys keys;
+  if (hs->config.encrypt) {
+    const uint8_t* peer_pk = initiator ? hs->h2.data() : hs->h1.data() + 8;
+    int rc = initiator ? crypto_kx_client_session_keys(keys.rx.data(), keys.tx.data(), hs->pk,
+                                                       hs->sk, peer_pk)
+                       : crypto_kx_server_session_keys(keys.rx.data(), keys.tx.data(), hs->pk,
+                                                       hs->sk, peer_pk);
+    if (rc != 0) return reject("bad peer public key");
+  }
+  ++hs->stats.handshakes_ok;
+  SecureSession s;
+  s.peer_name = hs->peer_name;
+  s.stream = kj::heap<FramedStream>(kj::mv(hs->inner), keys, hs->config, hs->stats);
+  return kj::mv(s);
+}
+
+template <typename T>
+kj::Promise<T> with_deadline(kj::Timer& timer, kj::Duration d, ChannelStats& stats,
+                             kj::Promise<T> p) {
+  return p.exclusiveJoin(timer.afterDelay(d).then([&stats]() -> kj::Promise<T> {
+    ++stats.timeouts;
+    return reject("handshake deadline passed");
+  }));
+}
+
+}  // namespace
+
+bool HandshakeReplayWindow::accept(const std::string& nonce) {
+  if (!seen_.insert(nonce).second) return false;
+  order_.push_back(nonce);
+  if (order_.size() > capacity_) {
+    seen_.erase(order_.front());
+    order_.pop_front();
+  }
+  return true;
+}
+
+kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
+                                          const membership::Keyring& keyring,
+                                          std::string my_name, kj::Timer& timer,
+                                          ChannelConfig config, ChannelStats& stats) {
+  auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
+  auto& h = *hs;
+  h.h1.assign(kMagic, kMagic + 8);
+  h.h1.insert(h.h1.end(), h.pk, h.pk + sizeof h.pk);
+  h.h1.resize(h.h1.size() + 32);
+  randombytes_buf(h.h1.data() + 40, 32);
+  put_name(h.h1, h.my_name);
+  put_tag(h, h.h1, ad_for(kLabel1, {{h.h1.data(), h.h1.size()}}));
+  KJ_ASSERT(h.h1.size() == detail::kHello1Bytes);
+
+  auto run = h.inner->write(h.h1.data(), h.h1.size())
+                 .then([&h] { return read_exact(h, h.h2, detail::kHello2Bytes); })
+                 .then([&h] {
+                   const size_t body = detail::kHello2Bytes - Keyring::kOverhead;
+                   if (!check_tag(h, h.h2.data() + body,
+                                  ad_for(kLabel2, {{h.h1.data(), h.h1.size()}, {h.h2.data(), body}}))) {
+                     ++h.stats.bad_mac;
+                     kj::throwFatalException(reject("responder does not hold a cluster key"));
+                   }
+                   auto name = get_name(h.h2.data() + 64);
+                   if (!name) kj::throwFatalException(reject("bad name"));
+                   h.peer_name = *name;
+                   put_tag(h, h.h3,
+                           ad_for(kLabel3, {{h.h1.data(), h.h1.size()}, {h.h2.data(), h.h2.size()}}));
+                   return h.inner->write(h.h3.data(), h.h3.size());
+                 })
+                 .then([hs = kj::mv(hs)]() mutable { return finish(kj::mv(hs), true); });
+  return with_deadline(timer, config.handshake_timeout, stats, kj::mv(run));
+}
+
+kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
+                                         const membership::Keyring& keyring,
+                                         std::string my_name, kj::Timer& timer,
+                                         ChannelConfig config, ChannelStats& stats,
+                                         HandshakeReplayWindow& window) {
+  auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
+  auto& h = *hs;
+  auto run = read_exact(h, h.h1, detail::kHello1Bytes)
+                 .then([&h, &window] {
+                   if (std::memcmp(h.h1.data(), kMagic, 8) != 0) {
+                     ++h.stats.bad_frame;
+                     kj::throwFatalException(reject("not a dog-rpc hello"));
+                   }
+                   const size_t body = detail::kHello1Bytes - Keyring::kOverhead;
+                   if (!check_tag(h, h.h1.data() + body, ad_for(kLabel1, {{h.h1.data(), body}}))) {
+                     ++h.stats.bad_mac;
+                     kj::throwFatalException(reject("initiator does not hold a cluster key"));
+                   }
+                   if (h.config.encrypt &&
+                       !window.accept(std::string(reinterpret_cast<char*>(h.h1.data() + 40), 32))) {
+                     ++h.stats.replayed;
+                     kj::throwFatalException(reject("replayed hello"));
+                   }
+                   auto name = get_name(h.h1.data() + 72);
+                   if (!name) kj::throwFatalException(reject("bad name"));
+                   h.peer_name = *name;
+                   h.h2.assign(h.pk, h.pk + sizeof h.pk);
+                   h.h2.resize(64);
+                   randombytes_buf(h.h2.data() + 32, 32);
+                   put_name(h.h2, h.my_name);
+                   put_tag(h, h.h2,
+                           ad_for(kLabel2, {{h.h1.data(), h.h1.size()}, {h.h2.data(), h.h2.size()}}));
+                   return h.inner->write(h.h2.data(), h.h2.size());
+                 })
+                 .then([&h] { return read_exact(h, h.h3, detail::kHello3Bytes); })
+                 .then([&h] {
+                   if (!check_tag(h, h.h3.data(),
+                                  ad_for(kLabel3, {{h.h1.data(), h.h1.size()}, {h.h2.data(), h.h2.size()}}))) {
+                     ++h.stats.bad_mac;
+                     kj::throwFatalException(reject("initiator failed the key confirmation"));
+                   }
+                 })
+                 .then([hs = kj::mv(hs)]() mutable { return finish(kj::mv(hs), false); });
+  return with_deadline(timer, config.handshake_timeout, stats, kj::mv(run));
+}
+
+}  // namespace dog::rpc
