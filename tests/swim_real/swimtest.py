@@ -1,0 +1,145 @@
+"""Helpers shared by the real-process and network-namespace membership tests.
+
+Each member is one `dog-swim-node` process whose stdout (JSON lines, see
+node/swim/swim_node_main.cc) goes to a file in a private temp dir; the tests poll those files.
+Every wait has a deadline, and every child gets PR_SET_PDEATHSIG=SIGKILL so it dies with the
+test even if the test itself is killed (e.g. by a CTest timeout).
+"""
+import ctypes
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def find_binary():
+    d = os.environ.get("DOG_BIN_DIR")
+    cands = [os.path.join(d, "dog-swim-node")] if d else []
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands.append(os.path.join(here, "..", "..", "build", "bin", "dog-swim-node"))
+    for c in cands:
+        if os.path.exists(c):
+            return os.path.abspath(c)
+    raise SystemExit("dog-swim-node not found (set DOG_BIN_DIR)")
+
+
+class Node:
+    def __init__(self, name, argv, out_path):
+        self.name = name
+        self.out_path = out_path
+        self.out = open(out_path, "wb")
+        self.err = open(out_path + ".err", "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
+        self._pos = 0
+        self._buf = b""
+        self.events = []  # parsed JSON objects, in order
+        self.addr = None
+        self.config = None
+
+    def poll_output(self):
+        with open(self.out_path, "rb") as f:
+            f.seek(self._pos)
+            data = f.read()
+        self._pos += len(data)
+        self._buf += data
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            if not line.strip():
+                continue
+            ev = json.loads(line)
+            if ev.get("event") == "start":
+                self.addr = ev["addr"]
+                self.config = ev["config"]
+            self.events.append(ev)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def view(self):
+        """member -> last event kind, from this node's point of view (excluding itself)."""
+        v = {}
+        for e in self.events:
+            if e.get("member") and e["member"] != self.name:
+                v[e["member"]] = e["event"]
+        return v
+
+    def first_event(self, kind, member):
+        for e in self.events:
+            if e.get("event") == kind and e.get("member") == member:
+                return e
+        return None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    def close(self):
+        self.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.out.close()
+        self.err.close()
+
+    def stderr_text(self):
+        try:
+            with open(self.out_path + ".err", "r", errors="replace") as f:
+                return f.read()[-2000:]
+        except OSError:
+            return ""
+
+
+def wait_until(pred, timeout, what, nodes=(), step=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        for n in nodes:
+            n.poll_output()
+        if pred():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def detection_bound_s(cfg, n):
+    """Upper bound, in seconds, from a crash to every survivor marking the member dead, as implied
+    by the configuration (docs/membership-transport.md, "Detection bound"):
+
+      B = (2(N-1) - 1) * T                       worst first probe of the crashed member by any
+                                                 one survivor (shuffled round-robin over N-1)
+        + min(T, probe_timeout + indirect_timeout)  the failed probe turns into a suspicion
+        + suspicion_max_mult * suspicion_mult * max(1, log10 N) * T
+                                                 Lifeguard's longest suspicion (no confirmations)
+        + retransmit_mult * ceil(log10(N+1)) * gossip_interval + T
+                                                 the dead update reaches every survivor
+        + 1 s                                    process scheduling on a shared 2-core machine
+    """
+    T = cfg["probe_interval_ms"] / 1000.0
+    probe = min(T, (cfg["probe_timeout_ms"] + cfg["indirect_timeout_ms"]) / 1000.0)
+    smin = cfg["suspicion_mult"] * max(1.0, math.log10(n)) * T
+    smax = cfg["suspicion_max_mult"] * smin if cfg["lifeguard"] else smin
+    dissem = cfg["retransmit_mult"] * max(1, math.ceil(math.log10(n + 1))) * cfg["gossip_interval_ms"] / 1000.0 + T
+    return (2 * (n - 1) - 1) * T + probe + smax + dissem + 1.0
+
+
+def random_key_hex():
+    return os.urandom(32).hex()
