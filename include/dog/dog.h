@@ -100,7 +100,7 @@ class Stub {
  private:
   friend class Namespace;
   friend class Runtime;
-  friend Task<Stub> identify(const ObjectId&, std::string_view, const struct Family&);
+  friend Task<Stub> identify(ObjectId, std::string, struct Family);
   Runtime* runtime_ = nullptr;
   Namespace* ns_ = nullptr;
   ObjectId id_;
@@ -124,7 +124,7 @@ class Namespace {
 
  private:
   friend class Runtime;
-  friend Task<Stub> identify(const ObjectId&, std::string_view, const struct Family&);
+  friend Task<Stub> identify(ObjectId, std::string, struct Family);
   Namespace(Runtime& rt, std::string name);
   Runtime& runtime_;
   std::string name_;
@@ -151,7 +151,7 @@ struct Family {
 // Routes `request_id` to a Replica of the Group `group_id` and returns its stub. Every call
 // reserves one connection slot (DOG's rule); the stub's first fetch claims it, and an unclaimed
 // slot is released after RuntimeConfig::identify_claim_timeout.
-Task<Stub> identify(const ObjectId& group_id, std::string_view request_id, const Family& family);
+Task<Stub> identify(ObjectId group_id, std::string request_id, Family family);
 
 class Group {
  public:

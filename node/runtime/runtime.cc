@@ -66,7 +66,7 @@ Task<Response> Stub::fetch(Request& req) {
   co_return co_await runtime_->fetch(*this, req);
 }
 
-Task<Stub> identify(const ObjectId& group_id, std::string_view request_id, const Family& family) {
+Task<Stub> identify(ObjectId group_id, std::string request_id, Family family) {
   co_return co_await family.parent.runtime_.identify(group_id, request_id, family);
 }
 
