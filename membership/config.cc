@@ -18,13 +18,14 @@ const char* to_string(MemberState s) {
   return "?";
 }
 
-Config Config::lan() { return Config{}; }
+Config Config::lan() { return Config{}; }  // the in-class defaults are the LAN preset
 
 Config Config::wan() {
   Config c;
   c.probe_interval = seconds(5);       // WAN round trips and loss: probe less often
   c.probe_timeout = seconds(3);        // memberlist WAN value
   c.indirect_timeout = milliseconds(1500);
+  c.retry_timeout = milliseconds(500);
   c.suspicion_mult = 3;                // 9 s .. 54 s at N=1000 x 6
   c.gossip_interval = milliseconds(500);
   c.gossip_nodes = 4;
@@ -37,6 +38,7 @@ Config Config::local() {
   Config c;
   c.probe_timeout = milliseconds(100);  // loopback round trips are sub-millisecond
   c.indirect_timeout = milliseconds(150);
+  c.retry_timeout = milliseconds(50);
   c.indirect_checks = 1;
   c.retransmit_mult = 2;
   c.gossip_interval = milliseconds(100);
@@ -51,6 +53,8 @@ std::optional<std::string> Config::validate() const {
     return "probe_timeout and indirect_timeout must be positive";
   if (probe_timeout + indirect_timeout > probe_interval)
     return "probe_timeout + indirect_timeout must not exceed probe_interval";
+  if (probe_retry && (retry_timeout <= Duration::zero() || retry_timeout >= indirect_timeout))
+    return "retry_timeout must be in (0, indirect_timeout)";
   if (nack_fraction <= 0 || nack_fraction >= 1) return "nack_fraction must be in (0, 1)";
   if (suspicion_mult <= 0 || suspicion_max_mult < 1) return "suspicion multipliers out of range";
   if (awareness_max_multiplier < 1) return "awareness_max_multiplier must be >= 1";

@@ -113,6 +113,7 @@ void Swim::dispatch(const Deadline& d) {
   switch (d.kind) {
     case TimerKind::kProbe: probe_tick(); break;
     case TimerKind::kProbeTimeout: probe_timeout(d.gen); break;
+    case TimerKind::kIndirect: send_indirect(d.gen); break;
     case TimerKind::kProbeDeadline: probe_deadline(d.gen); break;
     case TimerKind::kGossip: gossip_tick(); break;
     case TimerKind::kPushPull: push_pull_tick(d.idx); break;
@@ -237,6 +238,24 @@ void Swim::probe_tick() {
 
 void Swim::probe_timeout(uint64_t gen) {
   if (!probe_.active || probe_.gen != gen || probe_.acked) return;
+  if (!cfg_.probe_retry) {
+    send_indirect(gen);
+    return;
+  }
+  // A second direct ping with the same seq (the datagram analogue of memberlist's TCP fallback
+  // ping). Only if it also goes unanswered for retry_timeout do we involve k relays, so under
+  // independent loss p the 4k-message indirect exchange runs for ~(2p)^2 of probes, not ~2p.
+  const Member& target = members_[probe_.target];
+  out_msg_.clear();
+  out_msg_.kind = MsgKind::kPing;
+  out_msg_.seq = probe_.seq;
+  out_msg_.target = target.info.name;
+  send_datagram(target.info.addr, out_msg_, nullptr);
+  schedule(clock_.now() + awareness_.scale(cfg_.retry_timeout), TimerKind::kIndirect, 0, gen);
+}
+
+void Swim::send_indirect(uint64_t gen) {
+  if (!probe_.active || probe_.gen != gen || probe_.acked) return;
   const Member& target = members_[probe_.target];
   uint32_t helpers[16];
   const size_t k = random_members(std::min<size_t>(cfg_.indirect_checks, 16), probe_.target, false, helpers);
@@ -251,15 +270,6 @@ void Swim::probe_timeout(uint64_t gen) {
     ++stats_.indirect_probes;
   }
   probe_.nacks_expected = cfg_.lifeguard ? static_cast<uint32_t>(k) : 0;
-  if (cfg_.probe_retry) {
-    // A second direct ping with the same seq (the datagram analogue of memberlist's TCP fallback
-    // ping): under independent loss it cuts false suspicions ~10x for one extra small datagram.
-    out_msg_.clear();
-    out_msg_.kind = MsgKind::kPing;
-    out_msg_.seq = probe_.seq;
-    out_msg_.target = target.info.name;
-    send_datagram(target.info.addr, out_msg_, nullptr);
-  }
 }
 
 void Swim::probe_deadline(uint64_t gen) {
@@ -512,7 +522,9 @@ void Swim::handle_datagram(std::string_view from_addr, Datagram& d) {
       out_msg_.seq = rseq;
       out_msg_.target = target;
       send_datagram(target_addr, out_msg_, nullptr);
-      const auto wait = Duration(static_cast<int64_t>(cfg_.nack_fraction * static_cast<double>(cfg_.indirect_timeout.count())));
+      // Lifeguard footnote 5: answer (with a nack) well before the origin's deadline.
+      const Duration window = cfg_.indirect_timeout - (cfg_.probe_retry ? cfg_.retry_timeout : Duration::zero());
+      const auto wait = Duration(static_cast<int64_t>(cfg_.nack_fraction * static_cast<double>(window.count())));
       schedule(clock_.now() + wait, TimerKind::kRelay, rseq % kRelaySlots, rseq);
       return;
     }

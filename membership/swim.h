@@ -105,7 +105,7 @@ class Swim {
 
  private:
   enum class TimerKind : uint8_t {
-    kProbe, kProbeTimeout, kProbeDeadline, kGossip, kPushPull, kSuspicion, kRelay, kLeave
+    kProbe, kProbeTimeout, kIndirect, kProbeDeadline, kGossip, kPushPull, kSuspicion, kRelay, kLeave
   };
   struct Deadline {
     TimePoint at;
@@ -145,6 +145,7 @@ class Swim {
   void dispatch(const Deadline& d);
   void probe_tick();
   void probe_timeout(uint64_t gen);
+  void send_indirect(uint64_t gen);
   void probe_deadline(uint64_t gen);
   void gossip_tick();
   void push_pull_tick(uint32_t chain);

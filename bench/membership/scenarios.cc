@@ -42,6 +42,10 @@ ClusterOptions base_options(const ScenarioArgs& a) {
   o.seed = a.seed;
   o.config = Config::lan();
   o.config.lifeguard = a.lifeguard;
+  if (a.retransmit_mult > 0) o.config.retransmit_mult = a.retransmit_mult;
+  if (a.gossip_nodes > 0) o.config.gossip_nodes = a.gossip_nodes;
+  if (a.indirect_checks > 0) o.config.indirect_checks = a.indirect_checks;
+  if (a.suspicion_mult > 0) o.config.suspicion_mult = a.suspicion_mult;
   o.link.loss = a.loss;
   return o;
 }
@@ -361,6 +365,10 @@ bool run_scenario(const ScenarioArgs& a, nlohmann::json& out) {
   out["seed"] = a.seed;
   out["loss"] = a.loss;
   out["encryption"] = "xchacha20poly1305";
+  if (a.retransmit_mult > 0) out["retransmit_mult"] = a.retransmit_mult;
+  if (a.gossip_nodes > 0) out["gossip_nodes"] = a.gossip_nodes;
+  if (a.indirect_checks > 0) out["indirect_checks"] = a.indirect_checks;
+  if (a.suspicion_mult > 0) out["suspicion_mult"] = a.suspicion_mult;
   if (a.scenario == "crash") return run_crash(a, out);
   if (a.scenario == "steady") return run_steady(a, out);
   if (a.scenario == "slow") return run_slow(a, out);

@@ -17,6 +17,11 @@ struct ScenarioArgs {
   int64_t periods = 0;  // 0 = scenario default
   int trials = 0;       // 0 = scenario default (crash, dissemination)
   bool lifeguard = true;
+  // Optional overrides of the LAN preset (0 = keep the preset), for parameter studies.
+  uint32_t retransmit_mult = 0;
+  uint32_t gossip_nodes = 0;
+  uint32_t indirect_checks = 0;
+  double suspicion_mult = 0;
 };
 
 // Returns false (with "error" set in `out`) for an unknown scenario.

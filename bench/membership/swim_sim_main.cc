@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
   app.add_option("--loss", a.loss, "uniform datagram loss on every link, 0..1")->check(CLI::Range(0.0, 0.9));
   app.add_option("--periods", a.periods, "protocol periods to simulate (scenario default if 0)");
   app.add_option("--trials", a.trials, "trials for crash/dissemination (default if 0)");
+  app.add_option("--retransmit-mult", a.retransmit_mult, "override Config::retransmit_mult");
+  app.add_option("--indirect-checks", a.indirect_checks, "override Config::indirect_checks");
+  app.add_option("--gossip-nodes", a.gossip_nodes, "override Config::gossip_nodes");
+  app.add_option("--suspicion-mult", a.suspicion_mult, "override Config::suspicion_mult");
   CLI11_PARSE(app, argc, argv);
 
   const auto t0 = std::chrono::steady_clock::now();
