@@ -42,7 +42,17 @@ uint32_t get_u32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
 
+// Frame ciphers, negotiated in the handshake (the offer and the choice are both MAC'd).
+// Wire values: never renumber.
+enum class Cipher : uint8_t {
+  kChaCha20Poly1305 = 0,  // everywhere
+  kAes256Gcm = 1,         // when both CPUs have AES-NI + PCLMUL: ~3x cheaper on small frames
+};
+
+bool aes_available() { return crypto_aead_aes256gcm_is_available() == 1; }
+
 struct SessionKeys {
+  Cipher cipher = Cipher::kChaCha20Poly1305;
   std::array<uint8_t, 32> tx{};
   std::array<uint8_t, 32> rx{};
   ~SessionKeys() {
@@ -61,12 +71,19 @@ class FramedStream final : public kj::AsyncIoStream {
       : inner_(kj::mv(inner)), config_(config), stats_(stats) {
     tx_key_ = keys.tx;
     rx_key_ = keys.rx;
+    cipher_ = keys.cipher;
+    if (config_.encrypt && cipher_ == Cipher::kAes256Gcm) {
+      crypto_aead_aes256gcm_beforenm(&tx_aes_, tx_key_.data());
+      crypto_aead_aes256gcm_beforenm(&rx_aes_, rx_key_.data());
+    }
     in_.resize(config_.max_frame_bytes + kHeader + kTag + 64 * 1024);
   }
 
   ~FramedStream() noexcept(false) {
     sodium_memzero(tx_key_.data(), tx_key_.size());
     sodium_memzero(rx_key_.data(), rx_key_.size());
+    sodium_memzero(&tx_aes_, sizeof tx_aes_);
+    sodium_memzero(&rx_aes_, sizeof rx_aes_);
   }
 
   // ---- read side -----------------------------------------------------------------------------
@@ -173,9 +190,15 @@ class FramedStream final : public kj::AsyncIoStream {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {};
         for (int i = 0; i < 8; ++i) nonce[i] = uint8_t(rx_counter_ >> (8 * i));
         unsigned long long mlen = 0;
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(plain_.data() + at, &mlen, nullptr,
-                                                      hdr + kHeader, len, hdr, kHeader, nonce,
-                                                      rx_key_.data()) != 0) {
+        const int rc =
+            cipher_ == Cipher::kAes256Gcm
+                ? crypto_aead_aes256gcm_decrypt_afternm(plain_.data() + at, &mlen, nullptr,
+                                                        hdr + kHeader, len, hdr, kHeader, nonce,
+                                                        &rx_aes_)
+                : crypto_aead_chacha20poly1305_ietf_decrypt(plain_.data() + at, &mlen, nullptr,
+                                                            hdr + kHeader, len, hdr, kHeader,
+                                                            nonce, rx_key_.data());
+        if (rc != 0) {
           plain_.resize(at);
           ++stats_.bad_frame;
           read_error_ = frame_error("frame failed authentication");
@@ -223,8 +246,13 @@ class FramedStream final : public kj::AsyncIoStream {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {};
         for (int i = 0; i < 8; ++i) nonce[i] = uint8_t(tx_counter_ >> (8 * i));
         unsigned long long clen = 0;
-        crypto_aead_chacha20poly1305_ietf_encrypt(o + kHeader, &clen, pending_.data() + at, n, o,
-                                                  kHeader, nullptr, nonce, tx_key_.data());
+        if (cipher_ == Cipher::kAes256Gcm) {
+          crypto_aead_aes256gcm_encrypt_afternm(o + kHeader, &clen, pending_.data() + at, n, o,
+                                                kHeader, nullptr, nonce, &tx_aes_);
+        } else {
+          crypto_aead_chacha20poly1305_ietf_encrypt(o + kHeader, &clen, pending_.data() + at, n,
+                                                    o, kHeader, nullptr, nonce, tx_key_.data());
+        }
       } else {
         std::memcpy(o + kHeader, pending_.data() + at, n);
       }
@@ -239,6 +267,9 @@ class FramedStream final : public kj::AsyncIoStream {
   ChannelStats& stats_;
   std::array<uint8_t, 32> tx_key_{};
   std::array<uint8_t, 32> rx_key_{};
+  Cipher cipher_ = Cipher::kChaCha20Poly1305;
+  crypto_aead_aes256gcm_state tx_aes_{};
+  crypto_aead_aes256gcm_state rx_aes_{};
   uint64_t tx_counter_ = 0;
   uint64_t rx_counter_ = 0;
 
@@ -279,6 +310,7 @@ struct Handshake {
   uint8_t sk[crypto_kx_SECRETKEYBYTES];
   Bytes h1, h2, h3;
   std::string peer_name;
+  Cipher cipher = Cipher::kChaCha20Poly1305;
 };
 
 // Appends `name` as [len][64 bytes, zero padded].
@@ -332,6 +364,7 @@ kj::Promise<void> read_exact(Handshake& hs, Bytes& buf, size_t n) {
 
 kj::Promise<SecureSession> finish(kj::Own<Handshake> hs, bool initiator) {
   SessionKeys keys;
+  keys.cipher = hs->cipher;
   if (hs->config.encrypt) {
     const uint8_t* peer_pk = initiator ? hs->h2.data() : hs->h1.data() + 8;
     int rc = initiator ? crypto_kx_client_session_keys(keys.rx.data(), keys.tx.data(), hs->pk,
@@ -341,6 +374,7 @@ kj::Promise<SecureSession> finish(kj::Own<Handshake> hs, bool initiator) {
     if (rc != 0) return reject("bad peer public key");
   }
   ++hs->stats.handshakes_ok;
+  if (hs->config.encrypt && hs->cipher == Cipher::kAes256Gcm) ++hs->stats.aes_gcm_sessions;
   SecureSession s;
   s.peer_name = hs->peer_name;
   s.stream = kj::heap<FramedStream>(kj::mv(hs->inner), keys, hs->config, hs->stats);
@@ -375,6 +409,7 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
   h.h1.assign(kMagic, kMagic + 8);
+  h.h1[7] = h.config.offer_aes_gcm && aes_available() ? 1 : 0;  // cipher offer
   h.h1.insert(h.h1.end(), h.pk, h.pk + sizeof h.pk);
   h.h1.resize(h.h1.size() + 32);
   randombytes_buf(h.h1.data() + 40, 32);
@@ -391,9 +426,14 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
                      ++h.stats.bad_mac;
                      kj::throwFatalException(reject("responder does not hold a cluster key"));
                    }
-                   auto name = get_name(h.h2.data() + 64);
+                   auto name = get_name(h.h2.data() + 65);
                    if (!name) kj::throwFatalException(reject("bad name"));
                    h.peer_name = *name;
+                   h.cipher = Cipher(h.h2[64]);
+                   if (h.cipher != Cipher::kChaCha20Poly1305 &&
+                       !(h.cipher == Cipher::kAes256Gcm && h.h1[7] == 1)) {
+                     kj::throwFatalException(reject("responder chose a cipher we did not offer"));
+                   }
                    put_tag(h, h.h3,
                            ad_for(kLabel3, {{h.h1.data(), h.h1.size()}, {h.h2.data(), h.h2.size()}}));
                    return h.inner->write(h.h3.data(), h.h3.size());
@@ -411,7 +451,7 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
   auto& h = *hs;
   auto run = read_exact(h, h.h1, detail::kHello1Bytes)
                  .then([&h, &window] {
-                   if (std::memcmp(h.h1.data(), kMagic, 8) != 0) {
+                   if (std::memcmp(h.h1.data(), kMagic, 7) != 0) {
                      ++h.stats.bad_frame;
                      kj::throwFatalException(reject("not a dog-rpc hello"));
                    }
@@ -431,6 +471,10 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                    h.h2.assign(h.pk, h.pk + sizeof h.pk);
                    h.h2.resize(64);
                    randombytes_buf(h.h2.data() + 32, 32);
+                   h.cipher = (h.h1[7] & 1) && h.config.offer_aes_gcm && aes_available()
+                                  ? Cipher::kAes256Gcm
+                                  : Cipher::kChaCha20Poly1305;
+                   h.h2.push_back(uint8_t(h.cipher));
                    put_name(h.h2, h.my_name);
                    put_tag(h, h.h2,
                            ad_for(kLabel2, {{h.h1.data(), h.h1.size()}, {h.h2.data(), h.h2.size()}}));

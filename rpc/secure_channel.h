@@ -4,8 +4,8 @@
 // a key of the cluster keyring (membership::Keyring, the same one SWIM uses) and derives fresh
 // session keys; after it, every byte travels in AEAD frames. docs/rpc.md has the wire layout.
 //
-//   1. I -> R  Hello1 = magic | eI (X25519, fresh) | nI (32 random bytes) | nameI | tag1
-//   2. R -> I  Hello2 = eR (fresh) | nR | nameR | tag2
+//   1. I -> R  Hello1 = magic | offer | eI (X25519, fresh) | nI (32 random bytes) | nameI | tag1
+//   2. R -> I  Hello2 = eR (fresh) | nR | cipher | nameR | tag2
 //   3. I -> R  Hello3 = tag3
 //   tagK = Keyring::seal(empty, AD = label_K | every handshake byte before tagK, random nonce):
 //   a Poly1305 MAC under the sealing (primary) key; the receiver opens with every installed key,
@@ -21,9 +21,10 @@
 //   * after the handshake, a frame that is too long, fails authentication, or ends early
 //     (bad_frame / truncated). Nothing in the receive path trusts a length before checking it.
 //
-// Frames: [u32 LE length of the sealed body][sealed body], body = ChaCha20-Poly1305-IETF with
-// the header as AD and nonce = per-direction counter (never repeats: 2^64 frames per
-// connection, and keys are fresh per connection).
+// Frames: [u32 LE length of the sealed body][sealed body], body = AES-256-GCM when both ends
+// have AES-NI (offered in Hello1, chosen in Hello2, both under the MAC so no downgrade), else
+// ChaCha20-Poly1305-IETF; the header is the AD and the nonce is a per-direction counter (never
+// repeats: 2^64 frames per connection, and keys are fresh per connection).
 //
 // Writes are batched: write() copies into a pending buffer and returns at once while less than
 // `write_buffer_bytes` is pending; everything written during one KJ turn leaves as one run of
@@ -57,11 +58,15 @@ struct ChannelConfig {
   // false: same framing and batching, no crypto and no handshake (tests and the plaintext
   // benchmark row). Never in production.
   bool encrypt = true;
+  // Offer (and accept) AES-256-GCM when this CPU has AES-NI; otherwise, or when either side
+  // declines, frames use ChaCha20-Poly1305. Default: true.
+  bool offer_aes_gcm = true;
 };
 
 // Counters for everything a peer did wrong. Owned by the caller; must outlive the streams.
 struct ChannelStats {
   uint64_t handshakes_ok = 0;
+  uint64_t aes_gcm_sessions = 0;  // of handshakes_ok, how many chose AES-256-GCM
   uint64_t bad_mac = 0;      // handshake tag that no installed key opens (wrong cluster key)
   uint64_t replayed = 0;     // Hello1 nonce seen before
   uint64_t truncated = 0;    // EOF inside a handshake message or a frame
@@ -105,7 +110,7 @@ namespace detail {
 // Sizes of the handshake messages, for tests that forge or cut them.
 constexpr size_t kNameBytes = 64;
 constexpr size_t kHello1Bytes = 8 + 32 + 32 + 1 + kNameBytes + membership::Keyring::kOverhead;
-constexpr size_t kHello2Bytes = 32 + 32 + 1 + kNameBytes + membership::Keyring::kOverhead;
+constexpr size_t kHello2Bytes = 32 + 32 + 1 + 1 + kNameBytes + membership::Keyring::kOverhead;
 constexpr size_t kHello3Bytes = membership::Keyring::kOverhead;
 }  // namespace detail
 

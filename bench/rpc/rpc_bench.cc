@@ -1,7 +1,7 @@
 // dog-rpc-bench: node-to-node RPC across two processes on loopback.
 //
-//   dog-rpc-bench [--calls N] [--pipelined N] [--in-flight K] [--stream-mib M] [--fanouts F]
-//                 [--payload B] [--only raw|plain|enc]
+//   dog-rpc-bench [--calls N] [--pipelined N] [--in-flight K] [--rounds R] [--stream-mib M]
+//                 [--fanouts F] [--payload B]
 //
 // The process forks a server (a second process, same binary) that serves
 //   * a plain TCP echo (the raw baseline: blocking write + read of the same payload), and
@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include <asio/posix/stream_descriptor.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -40,13 +42,19 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Options {
-  int calls = 20000;
-  int pipelined = 200000;
+  int calls = 20000;     // per round
+  int pipelined = 100000;  // per round
   int in_flight = 100;
   int stream_mib = 256;
   int fanouts = 2000;
   size_t payload = 64;
+  int rounds = 5;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -166,7 +174,7 @@ int run_server(int report_fd, size_t payload) {
 }
 
 // ---- client ---------------------------------------------------------------------------------
-double raw_rtt_per_s(uint16_t port, int n, size_t payload) {
+double raw_rtt_per_s(uint16_t port, int n, size_t payload, int rounds) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -179,13 +187,16 @@ double raw_rtt_per_s(uint16_t port, int n, size_t payload) {
   for (int i = 0; i < 1000; ++i) {  // warm-up
     if (::write(fd, buf.data(), payload) < 0 || !read_full(fd, buf.data(), payload)) return 0;
   }
-  auto t = Clock::now();
-  for (int i = 0; i < n; ++i) {
-    if (::write(fd, buf.data(), payload) < 0 || !read_full(fd, buf.data(), payload)) return 0;
+  std::vector<double> rates;
+  for (int r = 0; r < rounds; ++r) {
+    auto t = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      if (::write(fd, buf.data(), payload) < 0 || !read_full(fd, buf.data(), payload)) return 0;
+    }
+    rates.push_back(n / seconds_since(t));
   }
-  double s = seconds_since(t);
   ::close(fd);
-  return n / s;
+  return median(rates);
 }
 
 struct Client {
@@ -301,6 +312,7 @@ int main(int argc, char** argv) {
     else if (a == "--stream-mib") o.stream_mib = v;
     else if (a == "--fanouts") o.fanouts = v;
     else if (a == "--payload") o.payload = size_t(v);
+    else if (a == "--rounds") o.rounds = std::max(1, v);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -331,21 +343,27 @@ int main(int argc, char** argv) {
 
   nlohmann::json out;
   std::string payload(o.payload, 'x');
-  std::fprintf(stderr, "raw TCP ping-pong, %d round trips of %zu bytes...\n", o.calls, o.payload);
-  double raw = raw_rtt_per_s(uint16_t(raw_port), o.calls, o.payload);
+  std::fprintf(stderr, "raw TCP ping-pong, %d x %d round trips of %zu bytes...\n", o.rounds, o.calls, o.payload);
+  double raw = raw_rtt_per_s(uint16_t(raw_port), o.calls, o.payload, o.rounds);
   out["raw_tcp_seq_rtt_per_s"] = std::round(raw);
   {
     node::Loop loop;
     Client plain(loop, false, uint16_t(plain_port));
-    std::fprintf(stderr, "rpc (no crypto): %d sequential calls...\n", o.calls);
-    double seq = plain.seq(o.calls, payload);
-    std::fprintf(stderr, "rpc (no crypto): %d calls, %d in flight...\n", o.pipelined, o.in_flight);
-    double pipe = plain.pipelined(o.pipelined, o.in_flight, payload);
     Client enc(loop, true, uint16_t(enc_port));
-    std::fprintf(stderr, "rpc (encrypted): %d sequential calls...\n", o.calls);
-    double eseq = enc.seq(o.calls, payload);
-    std::fprintf(stderr, "rpc (encrypted): %d calls, %d in flight...\n", o.pipelined, o.in_flight);
-    double epipe = enc.pipelined(o.pipelined, o.in_flight, payload);
+    // Plain and encrypted runs alternate, `rounds` times each, and the medians are reported:
+    // the machine is shared, and alternating keeps a burst of load from landing on one side.
+    std::vector<double> seqs, eseqs, pipes, epipes;
+    for (int r = 0; r < o.rounds; ++r) {
+      std::fprintf(stderr, "round %d/%d: %d sequential calls plain, then encrypted...\n", r + 1,
+                   o.rounds, o.calls);
+      seqs.push_back(plain.seq(o.calls, payload));
+      eseqs.push_back(enc.seq(o.calls, payload));
+      std::fprintf(stderr, "round %d/%d: %d calls with %d in flight, plain then encrypted...\n",
+                   r + 1, o.rounds, o.pipelined, o.in_flight);
+      pipes.push_back(plain.pipelined(o.pipelined, o.in_flight, payload));
+      epipes.push_back(enc.pipelined(o.pipelined, o.in_flight, payload));
+    }
+    double seq = median(seqs), eseq = median(eseqs), pipe = median(pipes), epipe = median(epipes);
     std::fprintf(stderr, "streamed body: %d MiB encrypted, then plain...\n", o.stream_mib);
     double stream = enc.stream_mb_per_s(o.stream_mib);
     double plain_stream = plain.stream_mb_per_s(o.stream_mib);
@@ -357,6 +375,7 @@ int main(int argc, char** argv) {
     out["rpc_seq_ratio"] = std::round(seq / raw * 1000) / 1000;
     out["rpc_pipelined_calls_per_s"] = std::round(pipe);
     out["pipelined_in_flight"] = o.in_flight;
+    out["rounds"] = o.rounds;
     out["encrypted_seq_calls_per_s"] = std::round(eseq);
     out["encrypted_pipelined_calls_per_s"] = std::round(epipe);
     out["encryption_overhead"] = std::round((1 - eseq / seq) * 1000) / 1000;

@@ -71,12 +71,18 @@ TEST_CASE("rpc channel: handshake succeeds and bytes flow both ways in order", "
   ChannelStats sa, sb;
   HandshakeReplayWindow window;
   Sessions s;
-  auto err = handshake(loop, ka, kb, sa, sb, window, &s);
+  ChannelConfig config = fast_config();
+  SECTION("AES-256-GCM when the CPU has it") {}
+  SECTION("ChaCha20-Poly1305 when a side declines AES") { config.offer_aes_gcm = false; }
+  auto err = handshake(loop, ka, kb, sa, sb, window, &s, config);
   REQUIRE(err == nullptr);
   CHECK(s.a.peer_name == "beta");
   CHECK(s.b.peer_name == "alpha");
   CHECK(sa.handshakes_ok == 1);
   CHECK(sb.handshakes_ok == 1);
+  const bool aes = config.offer_aes_gcm && crypto_aead_aes256gcm_is_available() == 1;
+  CHECK(sa.aes_gcm_sessions == (aes ? 1u : 0u));
+  CHECK(sb.aes_gcm_sessions == sa.aes_gcm_sessions);
 
   // A message larger than one frame (256 KiB) and a small one, both directions.
   std::string big(700 * 1024, 'x');
