@@ -216,6 +216,7 @@ void Swim::probe_tick() {
   probe_.seq = ++seq_;
   probe_.target = *target;
   probe_.gen = ++probe_gen_;
+  probe_.start = now;
   ++stats_.probes;
 
   out_msg_.clear();
@@ -251,7 +252,9 @@ void Swim::probe_timeout(uint64_t gen) {
   out_msg_.seq = probe_.seq;
   out_msg_.target = target.info.name;
   send_datagram(target.info.addr, out_msg_, nullptr);
-  schedule(clock_.now() + awareness_.scale(cfg_.retry_timeout), TimerKind::kIndirect, 0, gen);
+  // Relative to the probe start, not to now: if this timer ran late (a slow member), the
+  // indirect phase still precedes the deadline instead of being skipped.
+  schedule(probe_.start + awareness_.scale(cfg_.probe_timeout + cfg_.retry_timeout), TimerKind::kIndirect, 0, gen);
 }
 
 void Swim::send_indirect(uint64_t gen) {

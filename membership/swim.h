@@ -8,7 +8,8 @@
 //
 // Protocol summary (details and formulas in docs/membership.md and config.h):
 //  * Every period T (scaled by local health) probe the next member of a shuffled round-robin
-//    order: ping; after probe_timeout ask k members to ping-req it; at the deadline suspect it.
+//    order: ping; after probe_timeout ping again; if that fails too, ask k members to ping-req
+//    it; at the deadline suspect it (unless not even a nack came back: then we are the problem).
 //  * Suspicions carry incarnation numbers; the suspect refutes with a higher one. Lifeguard
 //    timeouts shrink with independent confirmations; relays send nacks; a ping to a suspect
 //    carries the suspicion (buddy system); local health scales our own timing.
@@ -127,6 +128,7 @@ class Swim {
     uint32_t seq = 0;
     uint32_t target = 0;
     uint64_t gen = 0;
+    TimePoint start{};
     uint32_t nacks_expected = 0;
     uint32_t nacks_received = 0;
   };

@@ -254,3 +254,78 @@ TEST_CASE("simulation runs are reproducible for a seed") {
   CHECK(run(11) == run(11));
   CHECK(run(11) != run(12));
 }
+
+namespace {
+Datagram open_datagram(const Keyring& ring, const std::vector<uint8_t>& sealed) {
+  std::vector<uint8_t> plain(sealed.size());
+  auto n = ring.open(sealed, kDatagramAd, plain, nullptr);
+  REQUIRE(n);
+  Datagram d;
+  REQUIRE(decode(std::span<const uint8_t>(plain.data(), *n), WireLimits{}, d));
+  return d;
+}
+}  // namespace
+
+TEST_CASE("probe cycle by hand ping then retry then ping-req then nack then suspect") {
+  const auto key = test_key(4);
+  Node a("a", key);
+  a.swim.TEST_install({MemberInfo{"b", "b", 1, MemberState::kAlive, Meta{}},
+                       MemberInfo{"c", "c", 1, MemberState::kAlive, Meta{}}});
+  a.swim.start();
+  // First probe: somewhere in the first period (random phase).
+  for (int i = 0; i < 100 && a.transport.sent.empty(); ++i) a.advance(milliseconds(10));
+  REQUIRE(a.transport.sent.size() == 1);
+  const std::string target = a.transport.sent[0].to;
+  const std::string helper = target == "b" ? "c" : "b";
+  Datagram ping = open_datagram(a.ring, a.transport.sent[0].bytes);
+  CHECK(ping.kind == MsgKind::kPing);
+  CHECK(ping.target == target);
+  a.transport.sent.clear();
+
+  a.advance(milliseconds(199));  // just before probe_timeout: nothing
+  CHECK(a.transport.sent.empty());
+  a.advance(milliseconds(1));  // probe_timeout: exactly one retried ping, same seq
+  REQUIRE(a.transport.sent.size() == 1);
+  CHECK(a.transport.sent[0].to == target);
+  CHECK(open_datagram(a.ring, a.transport.sent[0].bytes).seq == ping.seq);
+  a.transport.sent.clear();
+
+  a.advance(milliseconds(100));  // retry_timeout: ping-req to the only possible helper
+  REQUIRE(a.transport.sent.size() == 1);
+  CHECK(a.transport.sent[0].to == helper);
+  Datagram req = open_datagram(a.ring, a.transport.sent[0].bytes);
+  CHECK(req.kind == MsgKind::kPingReq);
+  CHECK(req.target == target);
+  CHECK(req.want_nack);
+
+  // The helper answers with a nack: the helper is reachable, the target is not.
+  Datagram nack;
+  nack.from = helper;
+  nack.kind = MsgKind::kNack;
+  nack.seq = req.seq;
+  std::vector<uint8_t> plain;
+  encode(nack, plain);
+  Keyring helper_ring(key);
+  a.swim.on_datagram(helper, seal_as_peer(helper_ring, plain, kDatagramAd, 1));
+  CHECK(a.swim.stats().nacks_received == 1);
+
+  a.advance(milliseconds(199));  // deadline is at probe start + 500 ms
+  CHECK(a.sink.count(EventKind::kSuspect, target) == 0);
+  a.advance(milliseconds(1));
+  CHECK(a.sink.count(EventKind::kSuspect, target) == 1);
+  CHECK(a.swim.member(target)->state == MemberState::kSuspect);
+  CHECK(a.swim.health_score() == 0);  // the expected nack arrived
+}
+
+TEST_CASE("a probe answered by neither ack nor nack accuses nobody") {
+  Node a("a", test_key(4));
+  a.swim.TEST_install({MemberInfo{"b", "b", 1, MemberState::kAlive, Meta{}},
+                       MemberInfo{"c", "c", 1, MemberState::kAlive, Meta{}}});
+  a.swim.start();
+  a.advance(seconds(1) - milliseconds(1));  // the first probe has started by now
+  a.advance(milliseconds(600));             // and its deadline has passed
+  CHECK(a.swim.stats().probes >= 1);
+  CHECK(a.swim.stats().probes_inconclusive >= 1);
+  CHECK(a.swim.stats().suspicions_raised == 0);
+  CHECK(a.swim.health_score() >= 1);
+}
