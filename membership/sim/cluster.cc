@@ -8,6 +8,9 @@ class Cluster::Sink : public EventSink {
   void on_member_event(const Event& e) override {
     if (c_.observer_) c_.observer_(id_, e);
   }
+  void on_user_message(std::string_view origin, std::span<const uint8_t> payload) override {
+    if (c_.user_observer_) c_.user_observer_(id_, origin, payload);
+  }
 
  private:
   Cluster& c_;

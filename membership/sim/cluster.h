@@ -39,6 +39,9 @@ class Cluster {
   Keyring& keyring() { return keyring_; }
   static std::string name_of(uint32_t i) { return "n" + std::to_string(i); }
   void set_observer(Observer o) { observer_ = std::move(o); }
+  // Observer of user broadcasts delivered at every member: (receiver id, origin, payload).
+  using UserObserver = std::function<void(uint32_t, std::string_view, std::span<const uint8_t>)>;
+  void set_user_observer(UserObserver o) { user_observer_ = std::move(o); }
 
   // Starts every member (staggered over one probe interval by their own random phases).
   void start_all();
@@ -57,6 +60,7 @@ class Cluster {
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::vector<std::unique_ptr<Swim>> nodes_;
   Observer observer_;
+  UserObserver user_observer_;
 };
 
 }  // namespace dog::membership::sim

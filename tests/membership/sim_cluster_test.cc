@@ -169,3 +169,22 @@ TEST_CASE("lifeguard stops members with paused message processing from killing h
   CHECK(with_lg == 0);
   CHECK(without_lg >= 10);
 }
+
+TEST_CASE("a user broadcast reaches every member exactly once behind system updates") {
+  Cluster c(opts(20, 28));
+  std::vector<int> got(20, 0);
+  c.set_user_observer([&](uint32_t id, std::string_view origin, std::span<const uint8_t> p) {
+    if (origin == "n3" && std::string(p.begin(), p.end()) == "hello") ++got[id];
+  });
+  c.start_all();
+  c.run_for(seconds(2));
+  const std::string msg = "hello";
+  REQUIRE(c.node(3).broadcast_user(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(msg.data()), msg.size())));
+  std::vector<uint8_t> too_big(Config::lan().max_user_payload_bytes + 1, 'x');
+  CHECK_FALSE(c.node(3).broadcast_user(too_big));
+  c.run_for(seconds(10));
+  for (uint32_t i = 0; i < 20; ++i) {
+    INFO("member " << i);
+    CHECK(got[i] == (i == 3 ? 0 : 1));
+  }
+}
