@@ -358,10 +358,14 @@ int main(int argc, char** argv) {
                    o.rounds, o.calls);
       seqs.push_back(plain.seq(o.calls, payload));
       eseqs.push_back(enc.seq(o.calls, payload));
+      std::fprintf(stderr, "  sequential calls/s: plain %.0f, encrypted %.0f\n", seqs.back(),
+                   eseqs.back());
       std::fprintf(stderr, "round %d/%d: %d calls with %d in flight, plain then encrypted...\n",
                    r + 1, o.rounds, o.pipelined, o.in_flight);
       pipes.push_back(plain.pipelined(o.pipelined, o.in_flight, payload));
       epipes.push_back(enc.pipelined(o.pipelined, o.in_flight, payload));
+      std::fprintf(stderr, "  pipelined calls/s: plain %.0f, encrypted %.0f\n", pipes.back(),
+                   epipes.back());
     }
     double seq = median(seqs), eseq = median(eseqs), pipe = median(pipes), epipe = median(epipes);
     std::fprintf(stderr, "streamed body: %d MiB encrypted, then plain...\n", o.stream_mib);
