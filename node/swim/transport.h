@@ -42,7 +42,7 @@ namespace dog::node::swim {
 struct TransportLimits {
   size_t max_datagram_bytes = 1400;       // inbound datagrams above this are dropped
   size_t max_frame_bytes = 8u << 20;      // stream frame cap, both directions
-  size_t max_out_conns = 256;             // cached outbound connections (idle ones are evicted)
+  size_t max_out_conns = 1024;            // cached outbound connections (idle ones are evicted)
   size_t max_in_conns = 1024;             // accepted connections beyond this are closed at once
   size_t max_queue_frames = 32;           // per outbound connection
   size_t max_queue_bytes = 16u << 20;     // per outbound connection
@@ -105,6 +105,8 @@ class AsioTransport final : public membership::Transport {
   const std::string& local_addr() const { return local_addr_; }
   uint16_t port() const { return port_; }
   const TransportStats& stats() const { return stats_; }
+  // Starts a new measurement window for udp_max_sent (the benchmark's steady phase).
+  void reset_udp_max_sent() { stats_.udp_max_sent = 0; }
   size_t out_conns() const { return out_.size(); }
   size_t in_conns() const { return in_.size(); }
 

@@ -47,7 +47,11 @@ def main():
             return n
 
         seed = spawn("n0", None)
-        wait_until(lambda: seed.addr is not None, 10, "the seed's start line", [seed])
+        def seed_started():
+            if not seed.alive():
+                raise AssertionError("seed exited early (rc=%s): %s" % (seed.proc.returncode, seed.stderr_text()))
+            return seed.addr is not None
+        wait_until(seed_started, 10, "the seed's start line", [seed])
         for i in range(1, args.nodes):
             spawn("n%d" % i, seed.addr)
         names = [n.name for n in nodes]
