@@ -15,6 +15,7 @@ struct ConnectionManager::Connection {
              wire::Node::Client local, size_t flow_limit_words)
       : stream(kj::mv(session.stream)),
         peer(kj::mv(session.peer_name)),
+        dialled(side == Side::CLIENT),
         network(*stream, side, options),
         rpc(capnp::makeRpcServer(network, kj::mv(local))) {
     rpc.setFlowLimit(flow_limit_words);
@@ -26,6 +27,8 @@ struct ConnectionManager::Connection {
 
   kj::Own<kj::AsyncIoStream> stream;
   std::string peer;
+  bool dialled_by_me() const { return dialled; }
+  bool dialled;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
   wire::Node::Client remote = nullptr;
@@ -163,7 +166,7 @@ kj::Promise<void> ConnectionManager::dial(Peer& p) {
                                                    p.name.c_str(), session.peer_name.c_str()));
             }
             Connection& c = adopt(kj::mv(session), Side::CLIENT);
-            if (p.conn == nullptr) p.conn = &c;
+            settle(p, c);
           },
           [this, &p](kj::Exception&& e) {
             clear_dialing(p);
@@ -195,6 +198,40 @@ ConnectionManager::Connection& ConnectionManager::adopt(SecureSession session, S
   conns_.emplace(c, kj::mv(own));
   tasks_->add(c->network.onDisconnect().then([this, c] { dropped(c); }));
   return *c;
+}
+
+// One connection per pair. When a second one appears (both nodes dialled at once, or the peer
+// re-dialled while we still hold its old connection), both nodes keep the connection dialled by
+// the node whose name sorts first; on a tie (both dialled by the same node) the newer one wins,
+// since the older is the likely half-open one. The loser stops taking new calls now and is
+// closed after `retire_grace`, so calls already on it can finish.
+void ConnectionManager::settle(Peer& p, Connection& c) {
+  if (p.conn == nullptr) {
+    p.conn = &c;
+    return;
+  }
+  auto preferred = [&](const Connection& x) {
+    const bool dialled_by_smaller = x.dialled_by_me() ? config_.node_name < p.name
+                                                      : p.name < config_.node_name;
+    return dialled_by_smaller;
+  };
+  Connection* loser = &c;
+  if (preferred(c) || !preferred(*p.conn)) {
+    loser = p.conn;
+    p.conn = &c;
+  }
+  ++stats_.retired;
+  tasks_->add(loop_.timer().afterDelay(config_.retire_grace).then([this, loser] {
+    auto it = conns_.find(loser);
+    if (it == conns_.end()) return;  // already gone
+    for (auto& [name, peer] : peers_) {
+      if (peer->conn == loser) peer->conn = nullptr;
+    }
+    auto own = kj::mv(it->second);
+    conns_.erase(it);
+    ++stats_.disconnects;
+    tasks_->add(kj::evalLater([own = kj::mv(own)] {}));
+  }));
 }
 
 void ConnectionManager::dropped(Connection* c) {
@@ -229,12 +266,14 @@ void ConnectionManager::accept_loop() {
           dropped(&c);
           return;
         }
-        if (p.conn == nullptr) p.conn = &c;
+        settle(p, c);
       }));
     }
     accept_loop();
   });
 }
+
+size_t ConnectionManager::connection_count() const { return conns_.size(); }
 
 bool ConnectionManager::connected(const std::string& peer) const {
   auto it = peers_.find(peer);

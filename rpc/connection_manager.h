@@ -5,9 +5,9 @@
 // * Loop affinity: everything runs on one dog::node::Loop; not thread-safe.
 // * Each node serves one `wire::Node` capability (`local`) to every peer, and calls the peers'
 //   through `call()`. Connections are bidirectional: a peer that dialled us is used for our
-//   calls to it too, so a pair of nodes normally shares one connection. (If both dial at the
-//   same instant, two connections exist until one closes; calls use whichever was adopted
-//   first. docs/rpc.md, "Connections".)
+//   calls to it too, so a pair of nodes shares one connection. If both dial at the same
+//   instant, both keep the connection dialled by the node whose name sorts first and close the
+//   other after `retire_grace` (docs/rpc.md, "Connections").
 // * `call(peer, deadline, fn)` gets the connected Node client (dialling if needed) and runs
 //   `fn(client)`, which returns a promise. The result is rejected with:
 //     - peer_dead (DISCONNECTED) at once, and for calls in flight, when `mark_dead(peer)` was
@@ -59,6 +59,9 @@ struct ManagerConfig {
   // Dial backoff after a failure: initial * 2^(failures-1), capped, times jitter [0.5, 1).
   kj::Duration backoff_initial = 50 * kj::MILLISECONDS;
   kj::Duration backoff_max = 5 * kj::SECONDS;
+  // A duplicate connection to a peer (simultaneous dials) takes no new calls and is closed
+  // after this, so calls already on it can finish. Default: 10 s.
+  kj::Duration retire_grace = 10 * kj::SECONDS;
 };
 
 struct ManagerStats {
@@ -70,6 +73,7 @@ struct ManagerStats {
   uint64_t refused_overloaded = 0;
   uint64_t refused_backoff = 0;
   uint64_t deadlines = 0;
+  uint64_t retired = 0;  // duplicate connections retired by the one-per-pair rule
   ChannelStats channel;  // handshake and frame rejections
 };
 
@@ -114,6 +118,8 @@ class ConnectionManager {
   kj::Promise<wire::Node::Client> client(const std::string& peer);
 
   bool connected(const std::string& peer) const;
+  // Open connections, including duplicates not yet retired.
+  size_t connection_count() const;
   uint32_t in_flight(const std::string& peer) const;
   // Time until the next dial may start; 0 when not backing off.
   kj::Duration backoff_remaining(const std::string& peer) const;
@@ -139,6 +145,7 @@ class ConnectionManager {
   kj::Promise<void> dial(Peer& p);
   void clear_dialing(Peer& p);
   Connection& adopt(SecureSession session, capnp::rpc::twoparty::Side side);
+  void settle(Peer& p, Connection& c);
   void dropped(Connection* c);
   void accept_loop();
 

@@ -321,3 +321,55 @@ TEST_CASE("rpc manager: a node without the cluster key cannot call in", "[rpc][m
   CHECK(wait_until(loop, [&] { return b.manager->stats().channel.bad_mac == 1; }));
   CHECK(b.state.delivered == 0);
 }
+
+TEST_CASE("rpc manager: simultaneous dials settle on one connection per pair", "[rpc][manager]") {
+  Loop loop;
+  ManagerConfig cfg;
+  cfg.retire_grace = 30 * kj::MILLISECONDS;
+  TestPeer a(loop, "a", key_from(1), cfg), b(loop, "b", key_from(1), cfg);
+  a.manager->add_peer("b", loopback(b.port));
+  b.manager->add_peer("a", loopback(a.port));
+  // Both dial before either connection exists.
+  auto pa = deliver(*a.manager, target_of(1), echo("from a"), always("b"), 2 * kj::SECONDS);
+  auto pb = deliver(*b.manager, target_of(1), echo("from b"), always("a"), 2 * kj::SECONDS);
+  CHECK(pa.wait(loop.wait_scope()).body == "echo:from a");
+  CHECK(pb.wait(loop.wait_scope()).body == "echo:from b");
+  CHECK(a.manager->stats().dials == 1);
+  CHECK(b.manager->stats().dials == 1);
+  // Each side retires the connection dialled by "b" and keeps the one dialled by "a".
+  REQUIRE(wait_until(loop, [&] {
+    return a.manager->connection_count() == 1 && b.manager->connection_count() == 1;
+  }));
+  CHECK(a.manager->stats().retired == 1);
+  CHECK(b.manager->stats().retired == 1);
+  // The survivor carries calls both ways.
+  CHECK(deliver(*a.manager, target_of(1), echo("1"), always("b"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:1");
+  CHECK(deliver(*b.manager, target_of(1), echo("2"), always("a"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:2");
+  CHECK(a.manager->connection_count() == 1);
+  CHECK(b.manager->connection_count() == 1);
+  CHECK(a.manager->stats().dials == 1);
+  CHECK(b.manager->stats().dials == 1);
+}
+
+TEST_CASE("rpc manager: identify answers ok on the owner and not-owner elsewhere", "[rpc][manager]") {
+  Loop loop;
+  TestPeer a(loop, "a", key_from(1)), b(loop, "b", key_from(1));
+  a.manager->add_peer("b", loopback(b.port));
+  b.state.owns = [](kj::ArrayPtr<const kj::byte> id) { return id.size() == 32 && id[0] == 1; };
+  b.state.view_epoch = 12;
+  auto ask = [&](uint8_t first) {
+    return a.manager
+        ->call("b", kj::SECONDS,
+               [first](wire::Node::Client node) {
+                 auto req = node.identifyRequest();
+                 set_target(req.initTarget(), target_of(first));
+                 req.setEpoch(12);
+                 return kj::Promise<capnp::Response<wire::Node::IdentifyResults>>(req.send());
+               })
+        .wait(loop.wait_scope());
+  };
+  CHECK(ask(1).getResult().isOk());
+  auto refused = ask(2);
+  REQUIRE(refused.getResult().isNotOwner());
+  CHECK(refused.getResult().getNotOwner().getEpoch() == 12);
+}
