@@ -103,11 +103,15 @@ class ConnectionManager {
     KJ_IF_MAYBE(e, admit(peer)) { return R(kj::mv(*e)); }
     Peer& p = *peers_.at(peer);
     ++p.in_flight;
-    auto release = kj::defer([this, &p] { --p.in_flight; });
+    // The caller may hold the promise past the manager's life: touch the manager only while
+    // `alive` says it exists.
+    auto release = kj::defer([alive = alive_, &p] {
+      if (*alive) --p.in_flight;
+    });
     R work = p.canceler->wrap(client(peer).then(kj::fwd<Fn>(fn)));
     return work
-        .exclusiveJoin(loop_.timer().afterDelay(deadline).then([this]() -> R {
-          ++stats_.deadlines;
+        .exclusiveJoin(loop_.timer().afterDelay(deadline).then([this, alive = alive_]() -> R {
+          if (*alive) ++stats_.deadlines;
           return deadline_exceeded();
         }))
         .attach(kj::mv(release));

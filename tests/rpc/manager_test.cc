@@ -373,3 +373,17 @@ TEST_CASE("rpc manager: identify answers ok on the owner and not-owner elsewhere
   REQUIRE(refused.getResult().isNotOwner());
   CHECK(refused.getResult().getNotOwner().getEpoch() == 12);
 }
+
+TEST_CASE("rpc manager: a call promise may outlive its manager and then fails", "[rpc][manager]") {
+  Loop loop;
+  TestPeer b(loop, "b", key_from(1));
+  auto a = std::make_unique<TestPeer>(loop, "a", key_from(1));
+  a->manager->add_peer("b", loopback(b.port));
+  Request hang;
+  hang.path = "/hang";
+  auto pending = deliver(*a->manager, target_of(1), hang, always("b"), 50 * kj::MILLISECONDS);
+  REQUIRE(wait_until(loop, [&] { return b.state.hanging == 1; }));
+  a.reset();  // the manager goes first; the promise is still held
+  auto e = kj::runCatchingExceptions([&] { pending.wait(loop.wait_scope()); });
+  CHECK(e != nullptr);
+}
