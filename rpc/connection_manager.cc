@@ -254,10 +254,18 @@ uint16_t ConnectionManager::listen(asio::ip::tcp::endpoint endpoint) {
 void ConnectionManager::accept_loop() {
   acceptor_->async_accept([this, alive = alive_](std::error_code ec, asio::ip::tcp::socket s) {
     if (!*alive || ec == asio::error::operation_aborted) return;
-    if (!ec) {
+    if (!ec && pending_handshakes_ >= config_.max_pending_handshakes) {
+      ++stats_.refused_handshakes;
+      std::error_code ignored;
+      s.close(ignored);
+    } else if (!ec) {
       ++stats_.accepted;
+      ++pending_handshakes_;
       auto hs = secure_accept(node::wrap_socket(std::move(s)), keyring_, config_.node_name,
-                              loop_.timer(), config_.channel, stats_.channel, replay_window_);
+                              loop_.timer(), config_.channel, stats_.channel, replay_window_)
+                    .attach(kj::defer([this, alive] {
+                      if (*alive) --pending_handshakes_;
+                    }));
       tasks_->add(hs.then([this](SecureSession session) {
         std::string name = session.peer_name;
         Connection& c = adopt(kj::mv(session), Side::SERVER);

@@ -62,6 +62,9 @@ struct ManagerConfig {
   // A duplicate connection to a peer (simultaneous dials) takes no new calls and is closed
   // after this, so calls already on it can finish. Default: 10 s.
   kj::Duration retire_grace = 10 * kj::SECONDS;
+  // Inbound connections still in the handshake at once; beyond it, new ones are closed at
+  // accept (each pending one is bounded by channel.handshake_timeout). Default: 256.
+  uint32_t max_pending_handshakes = 256;
 };
 
 struct ManagerStats {
@@ -74,6 +77,7 @@ struct ManagerStats {
   uint64_t refused_backoff = 0;
   uint64_t deadlines = 0;
   uint64_t retired = 0;  // duplicate connections retired by the one-per-pair rule
+  uint64_t refused_handshakes = 0;  // inbound connections closed: too many handshakes pending
   ChannelStats channel;  // handshake and frame rejections
 };
 
@@ -162,6 +166,7 @@ class ConnectionManager {
   HandshakeReplayWindow replay_window_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
   std::map<Connection*, kj::Own<Connection>> conns_;
+  uint32_t pending_handshakes_ = 0;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   class ErrorSink;

@@ -387,3 +387,23 @@ TEST_CASE("rpc manager: a call promise may outlive its manager and then fails", 
   auto e = kj::runCatchingExceptions([&] { pending.wait(loop.wait_scope()); });
   CHECK(e != nullptr);
 }
+
+TEST_CASE("rpc manager: connections beyond the pending-handshake cap are closed at accept", "[rpc][manager]") {
+  Loop loop;
+  ManagerConfig cap;
+  cap.max_pending_handshakes = 1;
+  TestPeer a(loop, "a", key_from(1)), b(loop, "b", key_from(1), cap);
+  a.manager->add_peer("b", loopback(b.port));
+  // A silent client holds the only handshake slot.
+  auto silent = dog::node::connect_stream(loop.io(), loopback(b.port)).wait(loop.wait_scope());
+  REQUIRE(wait_until(loop, [&] { return b.manager->stats().accepted == 1; }));
+  CHECK(error_of(loop, deliver(*a.manager, target_of(1), echo("x"), always("b"), 2 * kj::SECONDS)) ==
+        ErrorKind::kDisconnected);
+  CHECK(b.manager->stats().refused_handshakes == 1);
+  // The slot frees when the silent client goes away; after the backoff, a's dial succeeds.
+  silent = nullptr;
+  REQUIRE(wait_until(loop, [&] { return b.manager->stats().channel.truncated == 1; }));
+  loop.timer().afterDelay(a.manager->backoff_remaining("b") + 1 * kj::MILLISECONDS).wait(loop.wait_scope());
+  auto ok = deliver(*a.manager, target_of(1), echo("later"), always("b"), 2 * kj::SECONDS).wait(loop.wait_scope());
+  CHECK(ok.body == "echo:later");
+}
