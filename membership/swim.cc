@@ -69,6 +69,8 @@ Swim::Swim(const Config& cfg, Identity self, Keyring& keyring, Clock& clock, Tim
   members_.push_back(std::move(me));
   index_.emplace(self_name_, 0);
   digest_ = member_hash(members_[0].info);
+  members_[0].ring_hash = ring_hash_of(self_name_);
+  ring_.emplace(members_[0].ring_hash, 0);
 }
 
 Swim::~Swim() = default;
@@ -184,6 +186,13 @@ void Swim::reshuffle() {
   probe_pos_ = 0;
 }
 
+std::optional<uint32_t> Swim::ring_successor() const {
+  auto it = ring_.upper_bound({members_[0].ring_hash, 0});
+  if (it == ring_.end()) it = ring_.begin();
+  if (it == ring_.end() || it->second == 0) return std::nullopt;
+  return it->second;
+}
+
 std::optional<uint32_t> Swim::next_probe_target() {
   while (!verify_.empty()) {
     std::string name = std::move(verify_.front());
@@ -191,6 +200,12 @@ std::optional<uint32_t> Swim::next_probe_target() {
     auto it = index_.find(name);
     if (it != index_.end() && members_[it->second].info.state == MemberState::kSuspect)
       return it->second;
+  }
+  // Every successor_probe_every-th probe goes to our successor on the ring of live members. When
+  // views agree each member has exactly one such prober, so a crash is probed within that many
+  // periods instead of after ~Exp(1) periods of independent round-robin choices.
+  if (cfg_.successor_probe_every > 0 && ++probe_count_ % cfg_.successor_probe_every == 0) {
+    if (auto succ = ring_successor()) return succ;
   }
   for (int pass = 0; pass < 2; ++pass) {
     while (probe_pos_ < probe_order_.size()) {

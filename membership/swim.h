@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <queue>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -48,6 +49,9 @@
 #include "membership/wire.h"
 
 namespace dog::membership {
+
+// Position of a member name on the successor-probing ring (deterministic, same on every node).
+uint64_t ring_hash_of(std::string_view name);
 
 struct Identity {
   std::string name;  // unique, stable cluster-wide; <= Config::max_name_bytes
@@ -121,6 +125,7 @@ class Swim {
     TimePoint state_change{};
     std::unique_ptr<Suspicion> suspicion;
     uint64_t suspicion_gen = 0;
+    uint64_t ring_hash = 0;  // position on the successor-probing ring
   };
   struct Probe {
     bool active = false;
@@ -153,6 +158,7 @@ class Swim {
   void push_pull_tick(uint32_t chain);
   void relay_timeout(uint32_t slot, uint64_t seq);
   std::optional<uint32_t> next_probe_target();
+  std::optional<uint32_t> ring_successor() const;
   void reshuffle();
   size_t random_members(size_t k, uint32_t exclude, bool include_recent_dead, uint32_t* out);
   void send_datagram(const std::string& to_addr, Datagram& d, const Update* buddy);
@@ -201,6 +207,8 @@ class Swim {
   std::vector<uint32_t> probe_order_;
   size_t probe_pos_ = 0;
   std::deque<std::string> verify_;
+  std::set<std::pair<uint64_t, uint32_t>> ring_;  // live members by (ring_hash, slot)
+  uint64_t probe_count_ = 0;
   size_t n_live_ = 1;
   uint64_t digest_ = 0;
   uint64_t view_epoch_ = 0;

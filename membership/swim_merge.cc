@@ -21,6 +21,8 @@ uint64_t mix(uint64_t x) {
 bool is_live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
 }  // namespace
 
+uint64_t ring_hash_of(std::string_view name) { return mix(fnv1a(name) ^ 0x72696e67ULL); }
+
 uint64_t Swim::member_hash(const MemberInfo& m) const {
   // Digest contribution of a live member: order-independent (XOR-combined) hash of name and
   // incarnation. Suspect and alive hash alike; dead/left members contribute nothing.
@@ -62,8 +64,14 @@ void Swim::set_state(Member& m, MemberState s) {
   digest_ ^= member_hash(m.info);
   m.info.state = s;
   digest_ ^= member_hash(m.info);
-  if (was_live && !is_live(s)) --n_live_;
-  if (!was_live && is_live(s)) ++n_live_;
+  if (was_live && !is_live(s)) {
+    --n_live_;
+    ring_.erase({m.ring_hash, static_cast<uint32_t>(&m - members_.data())});
+  }
+  if (!was_live && is_live(s)) {
+    ++n_live_;
+    ring_.emplace(m.ring_hash, static_cast<uint32_t>(&m - members_.data()));
+  }
   m.state_change = clock_.now();
   if (s != MemberState::kSuspect) {
     m.suspicion.reset();
@@ -131,6 +139,7 @@ uint32_t Swim::add_member(const Update& u) {
   m.info.meta = u.meta;
   m.info.incarnation = u.incarnation;
   m.info.state = MemberState::kDead;  // set_state below counts the transition to alive
+  m.ring_hash = ring_hash_of(u.node);
   m.state_change = clock_.now();
   index_.emplace(u.node, idx);
   // SWIM §4.3: new members go to a random position in the rest of the current round.

@@ -329,3 +329,29 @@ TEST_CASE("a probe answered by neither ack nor nack accuses nobody") {
   CHECK(a.swim.stats().suspicions_raised == 0);
   CHECK(a.swim.health_score() >= 1);
 }
+
+TEST_CASE("successor probing bounds the time from crash to first suspicion") {
+  Cluster c(small(60, 9));
+  Recorder r;
+  r.attach(c);
+  c.start_all();
+  c.run_for(seconds(5));
+  Rng pick(99);
+  for (int trial = 0; trial < 8; ++trial) {
+    c.run_for(Duration(static_cast<int64_t>(pick.uniform(1000000))));
+    const uint32_t victim = static_cast<uint32_t>(1 + trial * 7);
+    const std::string name = Cluster::name_of(victim);
+    const TimePoint crash = c.net().now();
+    c.net().crash(victim);
+    c.run_for(seconds(15));
+    auto s = r.first(EventKind::kSuspect, name);
+    INFO("victim " << name);
+    REQUIRE(s);
+    // Its ring predecessor probes it every 2nd period; the probe fails 0.5 s later.
+    CHECK(s->t - crash <= milliseconds(2510));
+    CHECK(r.first(EventKind::kDead, name));
+  }
+  Config off = Config::lan();
+  off.successor_probe_every = 0;
+  CHECK_FALSE(off.validate());
+}
