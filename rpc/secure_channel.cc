@@ -100,9 +100,16 @@ class FramedStream final : public kj::AsyncIoStream {
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
     KJ_IF_MAYBE(e, write_error_) { return kj::cp(*e); }
     for (auto& p : pieces) pending_.insert(pending_.end(), p.begin(), p.end());
-    if (!flushing_) {
-      flushing_ = true;
-      flush_loop_ = kj::evalLater([this] { return flush(); }).eagerlyEvaluate(nullptr);
+    // Small writes wait until KJ has nothing else to run (evalLast), so everything produced by
+    // one burst of events leaves in one syscall; once a frame's worth is pending, flush after
+    // the current events (evalLater) so streams keep the socket busy.
+    if (flush_ == Flush::kIdle) {
+      flush_ = Flush::kWhenIdle;
+      flush_loop_ = kj::evalLast([this] { return start_flush(); }).eagerlyEvaluate(nullptr);
+    }
+    if (flush_ == Flush::kWhenIdle && pending_.size() >= config_.flush_now_bytes) {
+      flush_ = Flush::kSoon;  // replaces (cancels) the evalLast, which has not run yet
+      flush_loop_ = kj::evalLater([this] { return start_flush(); }).eagerlyEvaluate(nullptr);
     }
     if (pending_.size() < config_.write_buffer_bytes) return kj::READY_NOW;
     auto paf = kj::newPromiseAndFulfiller<void>();
@@ -113,7 +120,7 @@ class FramedStream final : public kj::AsyncIoStream {
   kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
 
   void shutdownWrite() override {
-    if (flushing_) shutdown_after_flush_ = true;
+    if (flush_ != Flush::kIdle) shutdown_after_flush_ = true;
     else inner_->shutdownWrite();
   }
   void abortRead() override { inner_->abortRead(); }
@@ -214,9 +221,14 @@ class FramedStream final : public kj::AsyncIoStream {
     return progress;
   }
 
+  kj::Promise<void> start_flush() {
+    flush_ = Flush::kRunning;
+    return flush();
+  }
+
   kj::Promise<void> flush() {
     if (pending_.empty()) {
-      flushing_ = false;
+      flush_ = Flush::kIdle;
       for (auto& w : waiters_) w->fulfill();
       waiters_.clear();
       if (shutdown_after_flush_) inner_->shutdownWrite();
@@ -226,7 +238,7 @@ class FramedStream final : public kj::AsyncIoStream {
     return inner_->write(out_.data(), out_.size())
         .then([this]() { return flush(); },
               [this](kj::Exception&& e) {
-                flushing_ = false;
+                flush_ = Flush::kIdle;
                 for (auto& w : waiters_) w->reject(kj::cp(e));
                 waiters_.clear();
                 write_error_ = kj::mv(e);
@@ -283,7 +295,8 @@ class FramedStream final : public kj::AsyncIoStream {
 
   Bytes pending_;  // plaintext written, not yet sealed
   Bytes out_;      // sealed frames being written
-  bool flushing_ = false;
+  enum class Flush { kIdle, kWhenIdle, kSoon, kRunning };
+  Flush flush_ = Flush::kIdle;
   bool shutdown_after_flush_ = false;
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiters_;
   kj::Maybe<kj::Exception> write_error_;

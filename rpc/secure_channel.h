@@ -27,8 +27,9 @@
 // repeats: 2^64 frames per connection, and keys are fresh per connection).
 //
 // Writes are batched: write() copies into a pending buffer and returns at once while less than
-// `write_buffer_bytes` is pending; everything written during one KJ turn leaves as one run of
-// frames in one syscall. That is what keeps encryption within a few percent of plaintext for
+// `write_buffer_bytes` is pending; the flush waits until KJ has no other event to run
+// (kj::evalLast), or only for the current events once `flush_now_bytes` are pending, so
+// everything a burst of events wrote leaves as one run of frames in one syscall. That is what keeps encryption within a few percent of plaintext for
 // small RPC messages (toolchain.md §6.2: the syscall per message dominates).
 //
 // Loop affinity: one dog::node::Loop; not thread-safe.
@@ -53,6 +54,9 @@ struct ChannelConfig {
   size_t max_frame_bytes = 256 * 1024;
   // write() returns immediately while fewer bytes than this wait to be flushed. Default: 1 MiB.
   size_t write_buffer_bytes = 1 << 20;
+  // Pending bytes at which a flush starts right after the current events instead of waiting
+  // for the loop to run out of work. Default: 64 KiB.
+  size_t flush_now_bytes = 64 * 1024;
   // The whole handshake must finish within this. Default: 5 s.
   kj::Duration handshake_timeout = 5 * kj::SECONDS;
   // false: same framing and batching, no crypto and no handshake (tests and the plaintext
