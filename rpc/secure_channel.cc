@@ -235,6 +235,7 @@ class FramedStream final : public kj::AsyncIoStream {
       return kj::READY_NOW;
     }
     seal_pending();
+    ++stats_.flushes;
     return inner_->write(out_.data(), out_.size())
         .then([this]() { return flush(); },
               [this](kj::Exception&& e) {
@@ -269,6 +270,7 @@ class FramedStream final : public kj::AsyncIoStream {
         std::memcpy(o + kHeader, pending_.data() + at, n);
       }
       ++tx_counter_;
+      ++stats_.frames_sent;
       o += kHeader + n + tag;
     }
     pending_.clear();

@@ -76,6 +76,10 @@ struct ChannelStats {
   uint64_t truncated = 0;    // EOF inside a handshake message or a frame
   uint64_t timeouts = 0;     // handshake deadline
   uint64_t bad_frame = 0;    // oversized frame, bad magic, or failed AEAD open
+  // Traffic (not errors): socket writes and frames after the handshake. frames/flushes > 1
+  // means small writes were batched.
+  uint64_t flushes = 0;
+  uint64_t frames_sent = 0;
 };
 
 // Responder-side window of recently seen Hello1 nonces (bounded FIFO + set).
