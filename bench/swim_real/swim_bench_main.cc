@@ -61,6 +61,7 @@ struct Args {
   double crash_timeout = 60;
   uint64_t seed = 1;
   std::string preset = "lan";
+  double timer_quantum_ms = 10;
 };
 
 enum : uint8_t { kUnknown = 0, kAlive = 1, kSuspect = 2, kDead = 3, kLeft = 4 };
@@ -100,7 +101,10 @@ void progress(const char* fmt, auto... a) {
 
 class Bench {
  public:
-  Bench(Args a) : a_(std::move(a)), io_(loop_.io()), rng_(a_.seed) {}
+  Bench(Args a)
+      : a_(std::move(a)),
+        io_(loop_.io(), std::chrono::microseconds(static_cast<int64_t>(a_.timer_quantum_ms * 1000))),
+        rng_(a_.seed) {}
 
   int run() {
     raise_fd_limit();
@@ -238,7 +242,7 @@ class Bench {
     view_.assign(n, std::vector<uint8_t>(n, kUnknown));
     alive_.assign(n, 0);
     out_ = json{{"bench", "dog-swim-bench"}, {"nodes", n}, {"join_rate", a_.join_rate}, {"seed", a_.seed},
-                {"preset", a_.preset}, {"encryption", true}, {"transport", "asio udp+tcp 127.0.0.1"}};
+                {"preset", a_.preset}, {"encryption", true}, {"timer_quantum_ms", a_.timer_quantum_ms}, {"transport", "asio udp+tcp 127.0.0.1"}};
 
     // ---- join ----
     progress("join: %zu members through m0 (%s)", n, a_.join_rate > 0 ? "rate-limited" : "all at once");
@@ -432,6 +436,7 @@ int main(int argc, char** argv) {
   app.add_option("--join-timeout", a.join_timeout, "give up on convergence after this");
   app.add_option("--crash-timeout", a.crash_timeout, "give up on one crash's detection after this");
   app.add_option("--seed", a.seed, "seed for keys, member RNGs and victims");
+  app.add_option("--timer-quantum-ms", a.timer_quantum_ms, "SwimIo timer quantum (wake-ups are rounded up to it)");
   app.add_option("--preset", a.preset, "lan or local")->check(CLI::IsMember({"lan", "local"}));
   CLI11_PARSE(app, argc, argv);
   Bench b(a);

@@ -28,7 +28,15 @@ void QueuedTimer::wake_at(TimePoint at) {
 
 // ---------------------------------------------------------------------------------------------
 
-TimerQueue::TimerQueue(asio::io_context& io) : timer_(io) {}
+TimerQueue::TimerQueue(asio::io_context& io, std::chrono::microseconds quantum)
+    : timer_(io), quantum_(quantum.count() > 0 ? quantum : std::chrono::microseconds(1)) {}
+
+TimePoint TimerQueue::quantise(TimePoint t) const {
+  if (t == TimePoint::max()) return t;
+  const auto q = quantum_.count();
+  const auto c = t.count();
+  return TimePoint(c >= 0 ? (c + q - 1) / q * q : c / q * q);
+}
 
 TimerQueue::~TimerQueue() {
   *alive_ = false;
@@ -63,7 +71,7 @@ void TimerQueue::push(uint32_t slot, TimePoint at) {
   // Stale entries are normally few (a client re-arms earlier only a handful of times per
   // period), but bound them anyway: a rebuild is O(heap) and rare.
   if (heap_.size() > 4 * slots_.size() + 1024) purge_stale();
-  if (at < armed_at_) arm();
+  if (quantise(at) < armed_at_) arm();
 }
 
 void TimerQueue::purge_stale() {
@@ -89,7 +97,7 @@ void TimerQueue::arm() {
     armed_at_ = TimePoint::max();
     return;
   }
-  const TimePoint next = heap_.top().at;
+  const TimePoint next = quantise(heap_.top().at);
   if (next == armed_at_) return;
   armed_at_ = next;
   timer_.expires_at(std::chrono::steady_clock::time_point(

@@ -173,10 +173,14 @@ void AsioTransport::drain_udp() {
   std::vector<uint8_t>& buf = io_.recv_buffer();
   asio::ip::udp::endpoint from;
   char from_str[64];
+  bool more = true;
   for (size_t i = 0; i < limits_.udp_drain_batch; ++i) {
     std::error_code ec;
     const size_t n = udp_.receive_from(asio::buffer(buf), from, 0, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      more = false;
+      break;
+    }
     if (ec) {
       // E.g. a queued ICMP error. Count it and keep draining (bounded by the batch).
       ++stats_.udp_recv_errors;
@@ -196,6 +200,14 @@ void AsioTransport::drain_udp() {
     const size_t len = format_ip_port(from.address(), from.port(), from_str);
     receiver_->on_datagram(std::string_view(from_str, len), std::span<const uint8_t>(buf.data(), n));
     if (!*alive) return;
+  }
+  if (more) {
+    // Batch used up with datagrams possibly still queued: the reactor is edge-triggered, so
+    // come back through the queue (fair to other sockets) rather than wait for a new edge.
+    asio::post(io_.io(), [this, alive] {
+      if (*alive) drain_udp();
+    });
+    return;
   }
   wait_udp();
 }
