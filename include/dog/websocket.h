@@ -38,6 +38,12 @@ class WebSocket {
 
   // Bytes queued but not yet accepted by the kernel.
   virtual size_t buffered_bytes() const = 0;
+
+  // Inbound flow control: while paused, no more bytes are read from the peer, so TCP pushes
+  // back on a client that sends faster than its handler keeps up. Frames already read are
+  // still delivered. Idempotent.
+  virtual void pause_reading() = 0;
+  virtual void resume_reading() = 0;
 };
 
 }  // namespace dog::http

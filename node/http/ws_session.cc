@@ -41,8 +41,14 @@ void WsSession::start(std::string_view leftover) {
   if (state_ != State::kClosed) read();
 }
 
+void WsSession::resume_reading() {
+  if (!paused_) return;
+  paused_ = false;
+  read();
+}
+
 void WsSession::read() {
-  if (reading_ || state_ == State::kClosed) return;
+  if (reading_ || paused_ || state_ == State::kClosed) return;
   reading_ = true;
   socket_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](std::error_code ec, size_t n) {
     self->reading_ = false;

@@ -31,6 +31,8 @@ class WsSession final : public http::WebSocket,
   bool is_open() const override { return state_ == State::kOpen; }
   uint64_t id() const override { return id_; }
   size_t buffered_bytes() const override { return out_.size() + (wbuf_.size() - wbuf_off_); }
+  void pause_reading() override { paused_ = true; }
+  void resume_reading() override;
 
   // Server shutdown: close with 1001 and let the handshake finish, or abort now.
   void going_away();
@@ -65,6 +67,7 @@ class WsSession final : public http::WebSocket,
   bool flush_scheduled_ = false;
   bool writing_ = false;
   bool reading_ = false;
+  bool paused_ = false;
   bool notified_ = false;
   uint16_t close_code_ = http::ws::close_code::kAbnormal;
   std::string close_reason_;

@@ -176,18 +176,28 @@ class SocketAdapter final : public http::WebSocketHandler {
     if (socket_->closing_) ws->close(socket_->close_code_, socket_->close_reason_);
   }
 
+  // Each message runs onmessage as its own task (DOG does not await it either), so a slow hook
+  // does not block the socket. Past kMaxInFlight unfinished hooks the socket stops reading, and
+  // TCP pushes back on the client: memory stays bounded however fast it sends.
+  static constexpr int kMaxInFlight = 64;
+
   void on_message(const std::shared_ptr<http::WebSocket>& ws, std::string_view data, bool) override {
     auto rep = replica_;
     auto sock = socket_;
+    auto flow = flow_;
+    if (++flow->in_flight >= kMaxInFlight) ws->pause_reading();
+    std::weak_ptr<http::WebSocket> weak_ws = ws;
     asio::co_spawn(
         rep->state_->rt->loop().io(),
-        [rep, sock, msg = std::string(data)]() -> Task<void> {
+        [rep, sock, flow, weak_ws, msg = std::string(data)]() -> Task<void> {
           try {
             co_await rep->onmessage(*sock, msg);
           } catch (const std::exception& e) {
             std::fprintf(stderr, "dog: onmessage threw on %s: %s\n", rep->uid().c_str(), e.what());
             sock->close(1011, "internal error");
           }
+          if (--flow->in_flight < kMaxInFlight / 2)
+            if (auto w = weak_ws.lock()) w->resume_reading();
         },
         asio::detached);
   }
@@ -223,6 +233,10 @@ class SocketAdapter final : public http::WebSocketHandler {
  private:
   std::shared_ptr<Replica> replica_;
   std::shared_ptr<Socket> socket_;
+  struct Flow {
+    int in_flight = 0;
+  };
+  std::shared_ptr<Flow> flow_ = std::make_shared<Flow>();
   bool opened_ = false;
   bool closed_ = false;
 };

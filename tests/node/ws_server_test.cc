@@ -261,3 +261,44 @@ TEST_CASE("a handler that keeps its WebSocket does not leak the connection after
   }
   CHECK(server.stats().ws_open == 0);
 }
+
+TEST_CASE("pause_reading stops delivery until resume_reading, and nothing is lost", "[ws][flow]") {
+  struct Pauser : dog::http::WebSocketHandler {
+    Loop* loop = nullptr;
+    std::vector<std::string> got;
+    std::unique_ptr<asio::steady_timer> t;
+    size_t seen_while_paused = 0;
+    bool paused = false;
+    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool) override {
+      got.emplace_back(d);
+      if (paused) ++seen_while_paused;
+      if (got.size() == 1) {
+        s->pause_reading();
+        paused = true;
+        t = std::make_unique<asio::steady_timer>(loop->io(), std::chrono::milliseconds(150));
+        t->async_wait([this, s](std::error_code) {
+          paused = false;
+          s->resume_reading();
+        });
+      }
+      if (got.size() == 6) s->send("all six");
+    }
+  };
+  Loop loop;
+  auto h = std::make_shared<Pauser>();
+  h->loop = &loop;
+  HttpServer server(loop, HttpConfig::testing(), [h](Request&) -> asio::awaitable<Response> {
+    co_return Response::accept_websocket(h);
+  });
+  Frame done;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient c(port);
+    c.send(ws::Opcode::kText, "m0");
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // m0 is read alone, then pause
+    for (int i = 1; i < 6; ++i) c.send(ws::Opcode::kText, "m" + std::to_string(i));
+    done = c.next();
+  });
+  CHECK(h->seen_while_paused == 0);
+  CHECK(done.payload == "all six");
+  CHECK(h->got == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5"});
+}

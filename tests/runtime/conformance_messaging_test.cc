@@ -349,3 +349,18 @@ TEST_CASE("socket close from a hook reaches the client with its code", "[dog]") 
   CHECK_FALSE(a.ws->open);
   CHECK(a.ws->close_code == 4001);
 }
+
+TEST_CASE("a client faster than its onmessage hook is paused, not buffered without bound", "[dog][flow]") {
+  World w(5);
+  auto a = w.connect("A");
+  // 200 messages arrive at once; each hook waits 20 ms. Without flow control all 200 would be
+  // in flight together.
+  for (int i = 0; i < 200; ++i) a.handler->on_message(a.ws, "slow", true);
+  CHECK(a.ws->paused);  // reading stopped at 64 unfinished hooks
+  for (int i = 0; i < 300 && std::count(w.log.events.begin(), w.log.events.end(), "slow-done") < 200; ++i) {
+    w.loop.io().restart();
+    w.loop.io().run_for(std::chrono::milliseconds(10));
+  }
+  CHECK(std::count(w.log.events.begin(), w.log.events.end(), "slow-done") == 200);
+  CHECK_FALSE(a.ws->paused);  // and resumed once the hooks caught up
+}

@@ -65,6 +65,10 @@ Task<void> TestRoom::onmessage(Socket& s, std::string_view data) {
     co_await s.broadcast(obj, true);
   } else if (d == "close") {
     s.close(4001, "bye");
+  } else if (d == "slow") {
+    asio::steady_timer t(g_world->loop.io(), std::chrono::milliseconds(20));
+    co_await t.async_wait(asio::use_awaitable);
+    g_world->log.events.push_back("slow-done");
   } else if (d == "throw") {
     throw std::runtime_error("onmessage bug");
   }

@@ -39,6 +39,9 @@ struct TestSocket : http::WebSocket {
   bool is_open() const override { return open; }
   uint64_t id() const override { return id_; }
   size_t buffered_bytes() const override { return 0; }
+  bool paused = false;
+  void pause_reading() override { paused = true; }
+  void resume_reading() override { paused = false; }
   bool received(const std::string& m) const {
     for (auto& g : got)
       if (g == m) return true;
