@@ -126,7 +126,15 @@ void Socket::send(const Json& msg) {
   if (ws_) {
     ws_->send(body, true);
   } else if (!closing_) {
-    pending_.push_back(std::move(body));  // inside onopen: sent right after the 101
+    // Inside onopen: sent right after the 101. Bounded like any send queue; past the bound the
+    // connection is refused rather than buffered.
+    constexpr size_t kMaxPending = 1024;
+    if (pending_.size() >= kMaxPending) {
+      std::fprintf(stderr, "dog: over %zu sends before the upgrade on %s; closing\n", kMaxPending, uid_.c_str());
+      close(1008, "too many messages before the upgrade");
+      return;
+    }
+    pending_.push_back(std::move(body));
   }
 }
 
