@@ -364,3 +364,14 @@ TEST_CASE("a client faster than its onmessage hook is paused, not buffered witho
   CHECK(std::count(w.log.events.begin(), w.log.events.end(), "slow-done") == 200);
   CHECK_FALSE(a.ws->paused);  // and resumed once the hooks caught up
 }
+
+TEST_CASE("sends queued inside onopen are bounded", "[dog][flow]") {
+  World w(5);
+  w.on_open = [](Socket& s) -> Task<void> {
+    for (int i = 0; i < 1100; ++i) s.send("early " + std::to_string(i));
+    co_return;
+  };
+  auto a = w.connect("A");
+  CHECK(a.ws->got.size() == 1024);
+  CHECK(a.ws->close_code == 1008);
+}
