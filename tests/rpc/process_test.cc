@@ -275,3 +275,46 @@ TEST_CASE("rpc two processes: a peer killed mid-call fails the call as DISCONNEC
   CHECK(next == ErrorKind::kDisconnected);
   CHECK(me.manager->stats().dial_failures == 1);
 }
+
+TEST_CASE("rpc two processes: a relayed WebSocket sees the Replica node's death as DISCONNECTED", "[rpc][process]") {
+  auto key = key_from(15);
+  ServerProcess srv("srv", key);
+  Loop loop;
+  TestPeer me(loop, "entry", key);
+  me.manager->add_peer("srv", loopback(srv.port));
+  ClientSocket client;
+  wire::WsSink::Client to_client = kj::heap<ClientSink>(client);
+  auto opened = me.manager
+                    ->call("srv", 5 * kj::SECONDS,
+                           [&](wire::Node::Client node) {
+                             auto req = node.openSocketRequest();
+                             set_target(req.initTarget(), room());
+                             req.initInfo().initHead().setPath("/echo");
+                             req.setToClient(to_client);
+                             return kj::Promise<capnp::Response<wire::Node::OpenSocketResults>>(req.send());
+                           })
+                    .wait(loop.wait_scope());
+  REQUIRE(opened.getResult().isFromClient());
+  auto from_client = opened.getResult().getFromClient();
+  {
+    auto req = from_client.sendRequest();
+    req.initMessage().setText("alive");
+    req.send().wait(loop.wait_scope());
+  }
+  REQUIRE(wait_until(loop, [&] { return client.texts.size() == 1; }));
+  srv.kill();
+  // Once the loop has seen the connection end, the next message fails (the broken capability)
+  // instead of vanishing; the entry node would close the client socket with 1011/1012 here.
+  // (A streaming send whose window is open resolves at once, without running I/O, so the test
+  // lets the loop notice first, as a running node's loop does by itself.)
+  REQUIRE(wait_until(loop, [&] { return !me.manager->connected("srv"); }));
+  kj::Maybe<kj::Exception> error;
+  for (int i = 0; i < 3 && error == nullptr; ++i) {
+    auto req = from_client.sendRequest();
+    req.initMessage().setText("anyone?");
+    error = kj::runCatchingExceptions([&] { req.send().wait(loop.wait_scope()); });
+  }
+  KJ_IF_MAYBE(e, error) { CHECK(classify(*e) == ErrorKind::kDisconnected); }
+  else { FAIL("sends to a dead node kept succeeding"); }
+  CHECK(client.close_code == 0);  // no close was sent: this is an error, not a close
+}
