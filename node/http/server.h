@@ -51,6 +51,10 @@ struct HttpConfig {
   size_t max_ws_send_queue_bytes = 4 << 20;
   // How long to wait for the peer's close frame after sending ours. Default: 5 s.
   std::chrono::milliseconds ws_close_timeout{5'000};
+  // A WebSocket silent this long gets a ping; silent for another interval after it, it is
+  // dropped (on_close sees 1006). Catches peers that vanished without a FIN. 0 disables.
+  // Default: 30 s.
+  std::chrono::milliseconds ws_ping_interval{30'000};
   // Connections beyond this are accepted and closed at once. Default: 10000.
   size_t max_connections = 10'000;
   // SO_REUSEPORT, for one server per loop on the same port. Default: off.

@@ -15,7 +15,8 @@ WsSession::WsSession(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::s
       handler_(std::move(handler)),
       id_(id),
       decoder_(ws::Role::kServer, server_->config.max_ws_message_bytes),
-      close_timer_(server_->loop.io()) {
+      close_timer_(server_->loop.io()),
+      keepalive_timer_(server_->loop.io()) {
   server_->sockets.insert(this);
   server_->stats.ws_opened++;
   server_->stats.ws_open++;
@@ -39,6 +40,7 @@ void WsSession::start(std::string_view leftover) {
   }
   if (!leftover.empty() && state_ != State::kClosed) decoder_.feed(leftover, *this);
   if (state_ != State::kClosed) read();
+  arm_keepalive();
 }
 
 void WsSession::resume_reading() {
@@ -58,6 +60,7 @@ void WsSession::read() {
       // agreed on a code in the closing handshake.
       return self->finish(self->close_code_, self->close_reason_);
     }
+    self->heard_ = true;
     self->decoder_.feed(std::string_view(self->rbuf_, n), *self);
     self->read();
   });
@@ -81,6 +84,28 @@ void WsSession::on_ping(std::string_view payload) {
 }
 
 void WsSession::on_pong(std::string_view) {}
+
+void WsSession::arm_keepalive() {
+  auto interval = server_->config.ws_ping_interval;
+  if (interval.count() <= 0 || state_ == State::kClosed) return;
+  keepalive_timer_.expires_after(interval);
+  keepalive_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec || self->state_ == State::kClosed) return;
+    if (self->heard_) {
+      self->heard_ = false;
+      self->ping_outstanding_ = false;
+    } else if (!self->ping_outstanding_ && !self->paused_) {
+      self->ping_outstanding_ = true;
+      std::string ping;
+      ws::encode_frame(ping, ws::Opcode::kPing, "");
+      self->enqueue(ping);
+    } else if (!self->paused_) {
+      self->server_->stats.timeouts++;
+      return self->abort(ws::close_code::kAbnormal, "peer stopped answering pings");
+    }
+    self->arm_keepalive();
+  });
+}
 
 void WsSession::on_close(uint16_t code, std::string_view reason) {
   peer_closed_ = true;
@@ -212,6 +237,7 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
   state_ = State::kClosed;
   std::error_code ec;
   close_timer_.cancel();
+  keepalive_timer_.cancel();
   socket_.shutdown(asio::socket_base::shutdown_both, ec);
   socket_.close(ec);
   out_.clear();

@@ -75,6 +75,11 @@ class WsSession final : public http::WebSocket,
   std::string wbuf_;  // frames being written
   size_t wbuf_off_ = 0;
   asio::steady_timer close_timer_;
+  // Keepalive: any inbound bytes count as life. One timer, checked once per interval.
+  void arm_keepalive();
+  asio::steady_timer keepalive_timer_;
+  bool heard_ = true;
+  bool ping_outstanding_ = false;
   char rbuf_[16 << 10];
 };
 

@@ -302,3 +302,47 @@ TEST_CASE("pause_reading stops delivery until resume_reading, and nothing is los
   CHECK(done.payload == "all six");
   CHECK(h->got == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5"});
 }
+
+TEST_CASE("keepalive pings a silent peer and drops one that never answers", "[ws][keepalive]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  auto cfg = HttpConfig::testing();
+  cfg.ws_ping_interval = std::chrono::milliseconds(100);
+  HttpServer server(loop, cfg, ws_handler(echo));
+  Frame first;
+  bool dropped = false;
+  bool answerer_alive = false;
+  std::chrono::milliseconds took{};
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient mute(port);
+    auto start = std::chrono::steady_clock::now();
+    first = mute.next();               // a ping arrives after one silent interval or two
+    dropped = mute.closed_by_server();  // and, unanswered, the connection is dropped
+    took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    WsClient answerer(port);  // connected after the mute test, which would silence it too
+    // The answerer stays chatty for ~600 ms (any inbound bytes count as life) and must still be
+    // served afterwards; it also answers the pings it sees.
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(600);
+    int echoed = 0, rounds = 0;
+    while (std::chrono::steady_clock::now() < until && rounds++ < 100) {
+      answerer.send(ws::Opcode::kText, "beat");
+      for (int i = 0; i < 10; ++i) {
+        Frame f = answerer.next();
+        if (f.op == ws::Opcode::kPing) answerer.send(ws::Opcode::kPong, f.payload);
+        if (f.op == ws::Opcode::kText) {
+          echoed++;
+          break;
+        }
+        if (f.op == ws::Opcode::kContinuation || f.op == ws::Opcode::kClose) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    }
+    answerer_alive = echoed == rounds && echoed > 5;  // every beat echoed
+  });
+  CHECK(first.op == ws::Opcode::kPing);
+  CHECK(dropped);
+  CHECK(took < std::chrono::milliseconds(1500));
+  CHECK(answerer_alive);
+  REQUIRE_FALSE(echo->close_codes.empty());
+  CHECK(echo->close_codes[0] == 1006);
+}
