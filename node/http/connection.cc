@@ -166,7 +166,7 @@ asio::awaitable<void> HttpConnection::run() {
         server_->stats.bad_requests++;
         if (reject_status_ != 0) write_error(reject_status_, reject_why_);
         else write_error(400, llhttp_get_error_reason(&parser_));
-        co_await flush();
+        if (co_await flush()) co_await linger_and_close();
         close_socket();
         co_return;
       }
@@ -320,6 +320,23 @@ asio::awaitable<bool> HttpConnection::flush() {
     co_return false;
   }
   co_return true;
+}
+
+// Closing a socket with unread input makes the kernel send RST, which can destroy the error
+// response before the client reads it (a client still uploading a rejected body is the common
+// case). So: stop sending, discard input for a short, bounded while, then close.
+asio::awaitable<void> HttpConnection::linger_and_close() {
+  std::error_code ec;
+  socket_.shutdown(asio::socket_base::shutdown_send, ec);
+  phase_ = Phase::kLingering;
+  set_deadline(Clock::now() + std::chrono::seconds(1));
+  size_t discarded = 0;
+  while (!closed_ && discarded < (1u << 20)) {
+    size_t n = co_await socket_.async_read_some(asio::buffer(rbuf_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) break;
+    discarded += n;
+  }
+  close_socket();
 }
 
 // ---- timeouts -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
  private:
   using Clock = std::chrono::steady_clock;
-  enum class Phase { kIdle, kHeaders, kBody, kHandling, kWriting };
+  enum class Phase { kIdle, kHeaders, kBody, kHandling, kWriting, kLingering };
 
   // llhttp callbacks (static trampolines in the .cc).
   friend struct ParserCallbacks;
@@ -48,6 +48,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void write_head(const http::Response& resp, bool head_only, bool chunked, size_t length);
   void write_error(int status, std::string_view why);
   asio::awaitable<bool> flush();
+  asio::awaitable<void> linger_and_close();
   void set_deadline(Clock::time_point t);
   void on_timer();
   void close_socket();
