@@ -259,8 +259,9 @@ void AsioTransport::send_stream(std::string_view to_addr, std::span<const uint8_
 bool AsioTransport::evict_idle_out() {
   for (auto& [addr, c] : out_) {
     if (c->connected && !c->writing && c->queue.empty()) {
-      close_out(c, false);  // erases from out_: return before the iterator is used again
-      return true;
+      const std::shared_ptr<OutConn> victim = c;  // close_out erases the map entry `c` lives in
+      close_out(victim, false);
+      return true;  // the iterator is invalid now
     }
   }
   return false;

@@ -318,3 +318,30 @@ TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject
   for (size_t i = 0; i < hosts.size(); ++i)
     if (hosts[i]) CHECK(hosts[i]->swim().num_live() == 4);
 }
+
+TEST_CASE("swim_real: outbound connection cap evicts idle connections, never busy ones", "[swim_real]") {
+  dog::node::Loop loop;
+  SwimIo io(loop.io());
+  TransportLimits lim;
+  lim.max_out_conns = 1;
+  AsioTransport t(io, "127.0.0.1:0", lim), p1(io, "127.0.0.1:0", {}), p2(io, "127.0.0.1:0", {});
+  Collect r1, r2;
+  p1.set_receiver(&r1);
+  p2.set_receiver(&r2);
+  t.start();
+  p1.start();
+  p2.start();
+  t.send_stream(p1.local_addr(), bytes_of("one"));
+  // While the first connection is still connecting (busy), a second peer cannot get one.
+  t.send_stream(p2.local_addr(), bytes_of("dropped"));
+  CHECK(t.stats().tcp_frames_dropped == 1);
+  REQUIRE(run_until(loop, [&] { return r1.streams.size() == 1 && t.stats().tcp_frames_sent == 1; }, 2000ms));
+  run_for(loop, 50ms);  // the write completion leaves the connection idle
+  // Now the idle connection to p1 is evicted to make room for p2.
+  t.send_stream(p2.local_addr(), bytes_of("two"));
+  REQUIRE(run_until(loop, [&] { return r2.streams.size() == 1; }, 2000ms));
+  CHECK(r2.streams[0].second == "two");
+  CHECK(t.out_conns() == 1);
+  CHECK(t.stats().tcp_frames_dropped == 1);
+  CHECK(t.stats().tcp_connects == 2);
+}
