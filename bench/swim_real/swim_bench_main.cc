@@ -274,11 +274,18 @@ class Bench {
     double last_report = 0;
     while (!full() && since(t_join) < a_.join_timeout) {
       co_await sleep(0.01);
-      if (since(t_join) - last_report >= 1) {
+      if (since(t_join) - last_report >= 0.5) {
         last_report = since(t_join);
         size_t done = 0;
-        for (uint32_t i = 0; i < n; ++i) done += alive_[i] == n - 1;
-        progress("  t=%.0fs: %zu/%zu members see all", last_report, done, n);
+        std::vector<size_t> seen;
+        for (uint32_t i = 0; i < n; ++i)
+          if (hosts_[i]) {
+            done += alive_[i] == n - 1;
+            seen.push_back(alive_[i]);
+          }
+        std::sort(seen.begin(), seen.end());
+        progress("  t=%.1fs: %zu/%zu members see all; others seen alive: min %zu, median %zu", last_report, done, n,
+                 seen.empty() ? 0 : seen.front(), seen.empty() ? 0 : seen[seen.size() / 2]);
       }
     }
     const bool joined = full();
