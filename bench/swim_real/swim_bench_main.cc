@@ -54,9 +54,9 @@ struct Args {
   double join_rate = 0;  // 0: all at once
   size_t crashes = 0;
   double loss = 0;
-  double seconds = 180;         // loss phase length
-  double steady_seconds = 60;   // steady measurement window
-  double settle = 20;           // after convergence, before measuring (join push/pull back-off)
+  double seconds = 180;        // loss phase length
+  double steady_seconds = 60;  // steady measurement window
+  double settle = 20;          // after convergence, before measuring (join push/pull back-off)
   double join_timeout = 120;
   double crash_timeout = 60;
   uint64_t seed = 1;
@@ -73,7 +73,9 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-json num_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
+json num_or_null(double v) {
+  return std::isnan(v) ? json(nullptr) : json(v);
+}
 
 double cpu_seconds() {
   std::ifstream f("/proc/self/stat");
@@ -103,7 +105,8 @@ class Bench {
  public:
   Bench(Args a)
       : a_(std::move(a)),
-        io_(loop_.io(), std::chrono::microseconds(static_cast<int64_t>(a_.timer_quantum_ms * 1000))),
+        io_(loop_.io(),
+            std::chrono::microseconds(static_cast<int64_t>(a_.timer_quantum_ms * 1000))),
         rng_(a_.seed) {}
 
   int run() {
@@ -141,9 +144,11 @@ class Bench {
       setrlimit(RLIMIT_NOFILE, &rl);
     }
     getrlimit(RLIMIT_NOFILE, &rl);
-    // Each member: 1 UDP socket + 1 listener, plus transient TCP connections (both ends in-process).
+    // Each member: 1 UDP socket + 1 listener, plus transient TCP connections (both ends
+    // in-process).
     if (rl.rlim_cur < 6 * a_.nodes + 64)
-      progress("warning: RLIMIT_NOFILE %llu may be too small for %zu members", (unsigned long long)rl.rlim_cur, a_.nodes);
+      progress("warning: RLIMIT_NOFILE %llu may be too small for %zu members",
+               (unsigned long long)rl.rlim_cur, a_.nodes);
   }
 
   static std::optional<uint32_t> index_of(const std::string& name) {
@@ -162,10 +167,18 @@ class Bench {
     switch (e.kind) {
       case mb::EventKind::kJoin:
       case mb::EventKind::kAlive:
-      case mb::EventKind::kUpdate: st = kAlive; break;
-      case mb::EventKind::kSuspect: st = kSuspect; break;
-      case mb::EventKind::kDead: st = kDead; break;
-      case mb::EventKind::kLeave: st = kLeft; break;
+      case mb::EventKind::kUpdate:
+        st = kAlive;
+        break;
+      case mb::EventKind::kSuspect:
+        st = kSuspect;
+        break;
+      case mb::EventKind::kDead:
+        st = kDead;
+        break;
+      case mb::EventKind::kLeave:
+        st = kLeft;
+        break;
     }
     if (st == kAlive) ++alive_[obs];
     const bool victim = crash_victim_ && *subj == *crash_victim_;
@@ -207,7 +220,9 @@ class Bench {
     co_await t.async_wait(asio::use_awaitable);
   }
 
-  static double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+  static double since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  }
 
   size_t live_count() const {
     size_t n = 0;
@@ -241,11 +256,18 @@ class Bench {
     sinks_.resize(n);
     view_.assign(n, std::vector<uint8_t>(n, kUnknown));
     alive_.assign(n, 0);
-    out_ = json{{"bench", "dog-swim-bench"}, {"nodes", n}, {"join_rate", a_.join_rate}, {"seed", a_.seed},
-                {"preset", a_.preset}, {"encryption", true}, {"timer_quantum_ms", a_.timer_quantum_ms}, {"transport", "asio udp+tcp 127.0.0.1"}};
+    out_ = json{{"bench", "dog-swim-bench"},
+                {"nodes", n},
+                {"join_rate", a_.join_rate},
+                {"seed", a_.seed},
+                {"preset", a_.preset},
+                {"encryption", true},
+                {"timer_quantum_ms", a_.timer_quantum_ms},
+                {"transport", "asio udp+tcp 127.0.0.1"}};
 
     // ---- join ----
-    progress("join: %zu members through m0 (%s)", n, a_.join_rate > 0 ? "rate-limited" : "all at once");
+    progress("join: %zu members through m0 (%s)", n,
+             a_.join_rate > 0 ? "rate-limited" : "all at once");
     SwimHost& seed = add_member(0);
     seed.start();
     const std::vector<std::string> seeds{seed.addr()};
@@ -284,19 +306,22 @@ class Bench {
             seen.push_back(alive_[i]);
           }
         std::sort(seen.begin(), seen.end());
-        progress("  t=%.1fs: %zu/%zu members see all; others seen alive: min %zu, median %zu", last_report, done, n,
-                 seen.empty() ? 0 : seen.front(), seen.empty() ? 0 : seen[seen.size() / 2]);
+        progress("  t=%.1fs: %zu/%zu members see all; others seen alive: min %zu, median %zu",
+                 last_report, done, n, seen.empty() ? 0 : seen.front(),
+                 seen.empty() ? 0 : seen[seen.size() / 2]);
       }
     }
     const bool joined = full();
     out_["join_converged"] = joined;
     out_["join_all_full_s"] = joined ? json(since(t_join)) : json(nullptr);
-    if (a_.join_rate > 0) out_["join_after_last_s"] = joined ? json(since(t_last_join)) : json(nullptr);
+    if (a_.join_rate > 0)
+      out_["join_after_last_s"] = joined ? json(since(t_last_join)) : json(nullptr);
     out_["join_false_suspects"] = suspects_raised_;
     out_["join_suspect_events"] = suspect_events_;
     out_["join_false_deaths"] = dead_events_;
-    progress("join: %s after %.2f s, %llu false suspicions raised (%llu suspect events)", joined ? "converged" : "NOT converged",
-             since(t_join), (unsigned long long)suspects_raised_, (unsigned long long)suspect_events_);
+    progress("join: %s after %.2f s, %llu false suspicions raised (%llu suspect events)",
+             joined ? "converged" : "NOT converged", since(t_join),
+             (unsigned long long)suspects_raised_, (unsigned long long)suspect_events_);
     if (!joined) co_return;
 
     // ---- steady ----
@@ -320,9 +345,12 @@ class Bench {
     out_["cpu_pct_one_core"] = 100.0 * cpu / wall;
     out_["steady_false_suspects"] = suspects_raised_ - sus0;
     out_["steady_false_deaths"] = dead_events_ - dead0;
-    progress("steady: %.1f B/s per member (udp %.1f + tcp %.1f), max datagram %llu B, cpu %.2f%% of one core",
-             out_["bw_total_Bps"].get<double>(), out_["bw_udp_Bps"].get<double>(), out_["bw_tcp_Bps"].get<double>(),
-             (unsigned long long)max_udp(), out_["cpu_pct_one_core"].get<double>());
+    progress(
+        "steady: %.1f B/s per member (udp %.1f + tcp %.1f), max datagram %llu B, cpu %.2f%% of one "
+        "core",
+        out_["bw_total_Bps"].get<double>(), out_["bw_udp_Bps"].get<double>(),
+        out_["bw_tcp_Bps"].get<double>(), (unsigned long long)max_udp(),
+        out_["cpu_pct_one_core"].get<double>());
 
     // ---- crash x K ----
     std::vector<double> first_suspect, dead_all;
@@ -347,12 +375,15 @@ class Bench {
       while (!dead_everywhere() && since(t0) < a_.crash_timeout) co_await sleep(0.005);
       const bool ok = dead_everywhere();
       const double t_dead = since(t0);
-      const double t_sus =
-          crash_first_suspect_ ? std::chrono::duration<double>(*crash_first_suspect_ - t0).count() : NAN;
+      const double t_sus = crash_first_suspect_
+                               ? std::chrono::duration<double>(*crash_first_suspect_ - t0).count()
+                               : NAN;
       first_suspect.push_back(t_sus);
       dead_all.push_back(ok ? t_dead : NAN);
-      progress("crash %zu/%zu: m%u silent; first suspicion %.2f s, dead at %s of %zu survivors after %.2f s", k + 1,
-               a_.crashes, v, t_sus, ok ? "all" : "NOT all", survivors, t_dead);
+      progress(
+          "crash %zu/%zu: m%u silent; first suspicion %.2f s, dead at %s of %zu survivors after "
+          "%.2f s",
+          k + 1, a_.crashes, v, t_sus, ok ? "all" : "NOT all", survivors, t_dead);
       hosts_[v].reset();  // then it stops
       crash_victim_.reset();
       co_await sleep(2);
@@ -367,25 +398,30 @@ class Bench {
       out_["crash_undetected"] = dead_all.size() - ds.size();
       out_["crash_first_suspect_median_s"] = num_or_null(median(first_suspect));
       out_["crash_dead_100pct_median_s"] = num_or_null(median(ds));
-      out_["crash_dead_100pct_max_s"] = ds.empty() ? json(nullptr) : json(*std::max_element(ds.begin(), ds.end()));
+      out_["crash_dead_100pct_max_s"] =
+          ds.empty() ? json(nullptr) : json(*std::max_element(ds.begin(), ds.end()));
       out_["crash_false_deaths"] = dead_events_ - crash_dead0;
     }
 
     // ---- loss ----
     if (a_.loss > 0) {
-      progress("loss: %.1f%% on every member's datagram sends for %.0f s", a_.loss * 100, a_.seconds);
+      progress("loss: %.1f%% on every member's datagram sends for %.0f s", a_.loss * 100,
+               a_.seconds);
       for (auto& h : hosts_)
         if (h) h->transport().set_send_loss(a_.loss, rng_.next());
-      const uint64_t s0 = suspects_raised_, se0 = suspect_events_, d0 = dead_events_, dr0 = deaths_raised_;
+      const uint64_t s0 = suspects_raised_, se0 = suspect_events_, d0 = dead_events_,
+                     dr0 = deaths_raised_;
       const size_t live = live_count();
       const auto tl = Clock::now();
       while (since(tl) < a_.seconds) {
         co_await sleep(std::min(10.0, a_.seconds - since(tl)));
         progress("  t=%.0fs: %llu suspicions raised, %llu deaths", since(tl),
-                 (unsigned long long)(suspects_raised_ - s0), (unsigned long long)(dead_events_ - d0));
+                 (unsigned long long)(suspects_raised_ - s0),
+                 (unsigned long long)(dead_events_ - d0));
       }
       const double lw = since(tl);
-      const double period = std::chrono::duration<double>(hosts_[0]->swim().config().probe_interval).count();
+      const double period =
+          std::chrono::duration<double>(hosts_[0]->swim().config().probe_interval).count();
       out_["loss"] = a_.loss;
       out_["loss_seconds"] = lw;
       out_["loss_member_periods"] = static_cast<double>(live) * lw / period;
@@ -433,17 +469,20 @@ class Bench {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"dog-swim-bench: the production membership stack on real loopback sockets"};
-  app.add_option("--nodes", a.nodes, "members N (one UDP+TCP port each)")->check(CLI::Range(2, 5000));
+  app.add_option("--nodes", a.nodes, "members N (one UDP+TCP port each)")
+      ->check(CLI::Range(2, 5000));
   app.add_option("--join-rate", a.join_rate, "joins per second (default: all at once)");
   app.add_option("--crashes", a.crashes, "crash trials K");
-  app.add_option("--loss", a.loss, "random loss on every member's datagram sends, 0..0.5")->check(CLI::Range(0.0, 0.5));
+  app.add_option("--loss", a.loss, "random loss on every member's datagram sends, 0..0.5")
+      ->check(CLI::Range(0.0, 0.5));
   app.add_option("--seconds", a.seconds, "length of the loss phase");
   app.add_option("--steady-seconds", a.steady_seconds, "steady-state measurement window");
   app.add_option("--settle", a.settle, "seconds between convergence and the steady window");
   app.add_option("--join-timeout", a.join_timeout, "give up on convergence after this");
   app.add_option("--crash-timeout", a.crash_timeout, "give up on one crash's detection after this");
   app.add_option("--seed", a.seed, "seed for keys, member RNGs and victims");
-  app.add_option("--timer-quantum-ms", a.timer_quantum_ms, "SwimIo timer quantum (wake-ups are rounded up to it)");
+  app.add_option("--timer-quantum-ms", a.timer_quantum_ms,
+                 "SwimIo timer quantum (wake-ups are rounded up to it)");
   app.add_option("--preset", a.preset, "lan or local")->check(CLI::IsMember({"lan", "local"}));
   CLI11_PARSE(app, argc, argv);
   Bench b(a);

@@ -45,7 +45,8 @@ std::optional<IpPort> parse_ip_port(std::string_view s) {
   IpPort r;
   if (!s.empty() && s.front() == '[') {
     const size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return std::nullopt;
     if (!parse_port(s.substr(close + 2), &r.port)) return std::nullopt;
     std::error_code ec;
     auto v6 = asio::ip::make_address_v6(std::string(s.substr(1, close - 1)), ec);

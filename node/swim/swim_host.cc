@@ -18,8 +18,9 @@ TransportLimits limits_for(const SwimHostOptions& o) {
 membership::Config config_for(const SwimHostOptions& o) {
   membership::Config c = o.config;
   if (o.session_from_realtime)
-    c.session_id = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+    c.session_id = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
   if (auto err = c.validate()) throw std::invalid_argument("membership config: " + *err);
   return c;
 }
@@ -41,10 +42,11 @@ SwimHost::SwimHost(SwimIo& io, SwimHostOptions opts, membership::EventSink* sink
       timer_(io.timers(), [this] { swim_->on_timer(); }) {
   for (const auto& k : opts.extra_keys) keyring_.install(k);
   if (opts.name.empty() || opts.name.size() > opts.config.max_name_bytes)
-    throw std::invalid_argument("member name must be 1.." + std::to_string(opts.config.max_name_bytes) + " bytes");
+    throw std::invalid_argument("member name must be 1.." +
+                                std::to_string(opts.config.max_name_bytes) + " bytes");
   membership::Identity id{opts.name, addr_, opts.meta};
-  swim_ = std::make_unique<membership::Swim>(config_for(opts), std::move(id), keyring_, io.clock(), timer_,
-                                             transport_, seed_for(opts), sink);
+  swim_ = std::make_unique<membership::Swim>(config_for(opts), std::move(id), keyring_, io.clock(),
+                                             timer_, transport_, seed_for(opts), sink);
   transport_.set_receiver(this);
 }
 
@@ -59,7 +61,9 @@ void SwimHost::start() {
   swim_->start();
 }
 
-void SwimHost::join(std::span<const std::string> seeds) { swim_->join(seeds); }
+void SwimHost::join(std::span<const std::string> seeds) {
+  swim_->join(seeds);
+}
 
 void SwimHost::on_datagram(std::string_view from, std::span<const uint8_t> bytes) {
   swim_->on_datagram(from, bytes);

@@ -10,14 +10,18 @@ TimePoint SteadyClock::read() {
   return std::chrono::duration_cast<TimePoint>(std::chrono::steady_clock::now().time_since_epoch());
 }
 
-TimePoint SteadyClock::now() const { return read(); }
+TimePoint SteadyClock::now() const {
+  return read();
+}
 
 // ---------------------------------------------------------------------------------------------
 
 QueuedTimer::QueuedTimer(TimerQueue& q, std::function<void()> fire)
     : q_(q), fire_(std::move(fire)), slot_(q.attach(this)) {}
 
-QueuedTimer::~QueuedTimer() { q_.detach(slot_); }
+QueuedTimer::~QueuedTimer() {
+  q_.detach(slot_);
+}
 
 void QueuedTimer::wake_at(TimePoint at) {
   // A request later than the pending one changes nothing (the core re-requests after it fires).

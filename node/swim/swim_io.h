@@ -60,7 +60,8 @@ class TimerQueue {
   // at most one quantum late, never early. Measured with 500 members in one process
   // (docs/membership-transport.md): every re-arm costs two timerfd_settime calls, which were a
   // quarter of the process's CPU; quantum 2 / 5 / 10 ms gave 3.27 / 3.03 / 2.70 % of a core.
-  explicit TimerQueue(asio::io_context& io, std::chrono::microseconds quantum = std::chrono::milliseconds(10));
+  explicit TimerQueue(asio::io_context& io,
+                      std::chrono::microseconds quantum = std::chrono::milliseconds(10));
   ~TimerQueue();
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;

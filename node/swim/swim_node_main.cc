@@ -30,7 +30,9 @@ using dog::node::swim::SteadyClock;
 using nlohmann::json;
 namespace mb = dog::membership;
 
-double now_s() { return static_cast<double>(SteadyClock::read().count()) / 1e6; }
+double now_s() {
+  return static_cast<double>(SteadyClock::read().count()) / 1e6;
+}
 
 void emit_line(const json& j) {
   const std::string s = j.dump();
@@ -39,7 +41,9 @@ void emit_line(const json& j) {
   std::fflush(stdout);
 }
 
-double ms(mb::Duration d) { return static_cast<double>(d.count()) / 1000.0; }
+double ms(mb::Duration d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
 
 json config_json(const mb::Config& c) {
   return json{{"probe_interval_ms", ms(c.probe_interval)},
@@ -92,17 +96,28 @@ std::string resolve(asio::io_context& io, const std::string& hp) {
 json stats_json(const dog::node::swim::SwimHost& h) {
   const auto& s = h.swim().stats();
   const auto& t = h.transport().stats();
-  return json{{"datagrams_sent", s.datagrams_sent},     {"datagram_bytes_sent", s.datagram_bytes_sent},
-              {"streams_sent", s.streams_sent},         {"stream_bytes_sent", s.stream_bytes_sent},
-              {"dropped_auth", s.dropped_auth},         {"dropped_malformed", s.dropped_malformed},
-              {"dropped_replay", s.dropped_replay},     {"dropped_oversized", s.dropped_oversized},
-              {"probes", s.probes},                     {"suspicions_raised", s.suspicions_raised},
-              {"deaths_declared", s.deaths_declared},   {"refutations", s.refutations},
-              {"udp_sent", t.udp_sent},                 {"udp_bytes_sent", t.udp_bytes_sent},
-              {"udp_max_sent", t.udp_max_sent},         {"udp_dropped_oversized", t.udp_dropped_oversized},
-              {"udp_send_errors", t.udp_send_errors},   {"tcp_frames_sent", t.tcp_frames_sent},
-              {"tcp_bytes_sent", t.tcp_bytes_sent},     {"tcp_frames_dropped", t.tcp_frames_dropped},
-              {"tcp_bad_frames", t.tcp_bad_frames},     {"tcp_rejected", t.tcp_rejected},
+  return json{{"datagrams_sent", s.datagrams_sent},
+              {"datagram_bytes_sent", s.datagram_bytes_sent},
+              {"streams_sent", s.streams_sent},
+              {"stream_bytes_sent", s.stream_bytes_sent},
+              {"dropped_auth", s.dropped_auth},
+              {"dropped_malformed", s.dropped_malformed},
+              {"dropped_replay", s.dropped_replay},
+              {"dropped_oversized", s.dropped_oversized},
+              {"probes", s.probes},
+              {"suspicions_raised", s.suspicions_raised},
+              {"deaths_declared", s.deaths_declared},
+              {"refutations", s.refutations},
+              {"udp_sent", t.udp_sent},
+              {"udp_bytes_sent", t.udp_bytes_sent},
+              {"udp_max_sent", t.udp_max_sent},
+              {"udp_dropped_oversized", t.udp_dropped_oversized},
+              {"udp_send_errors", t.udp_send_errors},
+              {"tcp_frames_sent", t.tcp_frames_sent},
+              {"tcp_bytes_sent", t.tcp_bytes_sent},
+              {"tcp_frames_dropped", t.tcp_frames_dropped},
+              {"tcp_bad_frames", t.tcp_bad_frames},
+              {"tcp_rejected", t.tcp_rejected},
               {"tcp_frames_received", t.tcp_frames_received}};
 }
 
@@ -145,8 +160,12 @@ int main(int argc, char** argv) {
     for (std::string item; std::getline(ss, item, ',');)
       if (!item.empty()) seeds.push_back(resolve(loop.io(), item));
 
-    emit_line(json{{"event", "start"}, {"self", name}, {"addr", host.addr()}, {"preset", preset},
-                   {"pid", static_cast<long>(getpid())}, {"t", now_s()},
+    emit_line(json{{"event", "start"},
+                   {"self", name},
+                   {"addr", host.addr()},
+                   {"preset", preset},
+                   {"pid", static_cast<long>(getpid())},
+                   {"t", now_s()},
                    {"config", config_json(host.swim().config())}});
     host.start();
     if (!seeds.empty()) host.join(seeds);
@@ -174,14 +193,16 @@ int main(int argc, char** argv) {
           return;
         }
         host.leave();
-        leave_deadline = SteadyClock::read() + host.swim().config().leave_propagate + std::chrono::seconds(2);
+        leave_deadline =
+            SteadyClock::read() + host.swim().config().leave_propagate + std::chrono::seconds(2);
         poll_leave();
         wait_signal();
       });
     };
     wait_signal();
     loop.run();
-    emit_line(json{{"event", "stopped"}, {"self", name}, {"t", now_s()}, {"stats", stats_json(host)}});
+    emit_line(
+        json{{"event", "stopped"}, {"self", name}, {"t", now_s()}, {"stats", stats_json(host)}});
     signals.cancel();
     poll.cancel();
   } catch (const std::exception& e) {

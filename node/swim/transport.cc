@@ -56,7 +56,9 @@ AsioTransport::AsioTransport(SwimIo& io, const std::string& bind_addr, Transport
   bind(bind_addr);
 }
 
-AsioTransport::~AsioTransport() { close(); }
+AsioTransport::~AsioTransport() {
+  close();
+}
 
 void AsioTransport::bind(const std::string& bind_addr) {
   auto ipp = parse_ip_port(bind_addr);
@@ -198,7 +200,8 @@ void AsioTransport::drain_udp() {
     }
     if (!receiver_) continue;
     const size_t len = format_ip_port(from.address(), from.port(), from_str);
-    receiver_->on_datagram(std::string_view(from_str, len), std::span<const uint8_t>(buf.data(), n));
+    receiver_->on_datagram(std::string_view(from_str, len),
+                           std::span<const uint8_t>(buf.data(), n));
     if (!*alive) return;
   }
   if (more) {
@@ -311,10 +314,12 @@ void AsioTransport::write_next(const std::shared_ptr<OutConn>& c) {
 
 void AsioTransport::watch_out_eof(const std::shared_ptr<OutConn>& c) {
   // The peer never writes on this connection: readability means it closed (or misbehaves).
-  c->sock.async_read_some(asio::buffer(&c->eof_probe, 1), [this, alive = alive_, c](std::error_code ec, size_t) {
-    if (!*alive || c->closed || ec == asio::error::operation_aborted) return;
-    close_out(c, !c->queue.empty());
-  });
+  c->sock.async_read_some(asio::buffer(&c->eof_probe, 1),
+                          [this, alive = alive_, c](std::error_code ec, size_t) {
+                            if (!*alive || c->closed || ec == asio::error::operation_aborted)
+                              return;
+                            close_out(c, !c->queue.empty());
+                          });
 }
 
 void AsioTransport::arm_out_timer(const std::shared_ptr<OutConn>& c, std::chrono::milliseconds d) {
@@ -359,7 +364,10 @@ void AsioTransport::accept_next() {
     }
     ++stats_.tcp_accepted;
     if (in_.size() >= limits_.max_in_conns || silent_) {
-      if (silent_) ++stats_.tcp_dropped_injected; else ++stats_.tcp_rejected;
+      if (silent_)
+        ++stats_.tcp_dropped_injected;
+      else
+        ++stats_.tcp_rejected;
       std::error_code ignore;
       sock.close(ignore);
     } else {
@@ -377,51 +385,54 @@ void AsioTransport::accept_next() {
 }
 
 void AsioTransport::read_header(const std::shared_ptr<InConn>& c) {
-  asio::async_read(c->sock, asio::buffer(c->header, kPrefix), [this, alive = alive_, c](std::error_code ec, size_t) {
-    if (!*alive || c->closed) return;
-    if (ec) {
-      close_in(c);  // EOF between frames is the normal end of a connection
-      return;
-    }
-    const uint32_t len = load_be32(c->header);
-    if (len == 0 || len > limits_.max_frame_bytes) {
-      ++stats_.tcp_bad_frames;
-      close_in(c);
-      return;
-    }
-    if (in_buffered_ + len > limits_.max_in_buffered_bytes) {
-      ++stats_.tcp_rejected;
-      close_in(c);
-      return;
-    }
-    in_buffered_ += len;
-    c->reserved = len;
-    c->body.resize(len);
-    read_body(c);
-  });
+  asio::async_read(c->sock, asio::buffer(c->header, kPrefix),
+                   [this, alive = alive_, c](std::error_code ec, size_t) {
+                     if (!*alive || c->closed) return;
+                     if (ec) {
+                       close_in(c);  // EOF between frames is the normal end of a connection
+                       return;
+                     }
+                     const uint32_t len = load_be32(c->header);
+                     if (len == 0 || len > limits_.max_frame_bytes) {
+                       ++stats_.tcp_bad_frames;
+                       close_in(c);
+                       return;
+                     }
+                     if (in_buffered_ + len > limits_.max_in_buffered_bytes) {
+                       ++stats_.tcp_rejected;
+                       close_in(c);
+                       return;
+                     }
+                     in_buffered_ += len;
+                     c->reserved = len;
+                     c->body.resize(len);
+                     read_body(c);
+                   });
 }
 
 void AsioTransport::read_body(const std::shared_ptr<InConn>& c) {
-  asio::async_read(c->sock, asio::buffer(c->body), [this, alive = alive_, c](std::error_code ec, size_t n) {
-    if (!*alive || c->closed) return;
-    if (ec) {
-      close_in(c);
-      return;
-    }
-    in_buffered_ -= c->reserved;
-    c->reserved = 0;
-    ++stats_.tcp_frames_received;
-    stats_.tcp_bytes_received += kPrefix + n;
-    if (silent_) {
-      ++stats_.tcp_dropped_injected;
-    } else if (receiver_) {
-      receiver_->on_stream(c->peer, std::span<const uint8_t>(c->body.data(), c->body.size()));
-      if (!*alive || c->closed) return;
-    }
-    if (c->body.capacity() > (64u << 10)) std::vector<uint8_t>().swap(c->body);  // don't pin big buffers
-    arm_in_timer(c);
-    read_header(c);
-  });
+  asio::async_read(
+      c->sock, asio::buffer(c->body), [this, alive = alive_, c](std::error_code ec, size_t n) {
+        if (!*alive || c->closed) return;
+        if (ec) {
+          close_in(c);
+          return;
+        }
+        in_buffered_ -= c->reserved;
+        c->reserved = 0;
+        ++stats_.tcp_frames_received;
+        stats_.tcp_bytes_received += kPrefix + n;
+        if (silent_) {
+          ++stats_.tcp_dropped_injected;
+        } else if (receiver_) {
+          receiver_->on_stream(c->peer, std::span<const uint8_t>(c->body.data(), c->body.size()));
+          if (!*alive || c->closed) return;
+        }
+        if (c->body.capacity() > (64u << 10))
+          std::vector<uint8_t>().swap(c->body);  // don't pin big buffers
+        arm_in_timer(c);
+        read_header(c);
+      });
 }
 
 void AsioTransport::arm_in_timer(const std::shared_ptr<InConn>& c) {

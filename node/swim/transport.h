@@ -40,43 +40,44 @@
 namespace dog::node::swim {
 
 struct TransportLimits {
-  size_t max_datagram_bytes = 1400;       // inbound datagrams above this are dropped
-  size_t max_frame_bytes = 8u << 20;      // stream frame cap, both directions
-  size_t max_out_conns = 1024;            // cached outbound connections (idle ones are evicted)
-  size_t max_in_conns = 1024;             // accepted connections beyond this are closed at once
-  size_t max_queue_frames = 32;           // per outbound connection
-  size_t max_queue_bytes = 16u << 20;     // per outbound connection
+  size_t max_datagram_bytes = 1400;          // inbound datagrams above this are dropped
+  size_t max_frame_bytes = 8u << 20;         // stream frame cap, both directions
+  size_t max_out_conns = 1024;               // cached outbound connections (idle ones are evicted)
+  size_t max_in_conns = 1024;                // accepted connections beyond this are closed at once
+  size_t max_queue_frames = 32;              // per outbound connection
+  size_t max_queue_bytes = 16u << 20;        // per outbound connection
   size_t max_in_buffered_bytes = 64u << 20;  // frames being read, summed over inbound connections
-  size_t udp_drain_batch = 64;            // datagrams read per readiness event
+  size_t udp_drain_batch = 64;               // datagrams read per readiness event
   std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds write_timeout{5000};    // per frame, from the start of its write
-  std::chrono::milliseconds out_idle_timeout{3000}; // close an outbound connection idle this long
-  std::chrono::milliseconds in_idle_timeout{15000}; // close an inbound one without a frame this long
+  std::chrono::milliseconds write_timeout{5000};     // per frame, from the start of its write
+  std::chrono::milliseconds out_idle_timeout{3000};  // close an outbound connection idle this long
+  // Close an inbound connection that completes no frame for this long.
+  std::chrono::milliseconds in_idle_timeout{15000};
 };
 
 struct TransportStats {
   uint64_t udp_sent = 0;
-  uint64_t udp_bytes_sent = 0;          // payload bytes (sealed), without IP/UDP headers
+  uint64_t udp_bytes_sent = 0;  // payload bytes (sealed), without IP/UDP headers
   uint64_t udp_max_sent = 0;
-  uint64_t udp_send_errors = 0;         // kernel refused (buffer full, unreachable, ...)
-  uint64_t udp_bad_addr = 0;            // destination string did not parse
+  uint64_t udp_send_errors = 0;  // kernel refused (buffer full, unreachable, ...)
+  uint64_t udp_bad_addr = 0;     // destination string did not parse
   uint64_t udp_received = 0;
   uint64_t udp_bytes_received = 0;
   uint64_t udp_dropped_oversized = 0;
-  uint64_t udp_dropped_injected = 0;    // set_silent / set_send_loss
+  uint64_t udp_dropped_injected = 0;  // set_silent / set_send_loss
   uint64_t udp_recv_errors = 0;
 
-  uint64_t tcp_frames_sent = 0;         // fully written
-  uint64_t tcp_bytes_sent = 0;          // including the 4-byte length prefix
-  uint64_t tcp_frames_dropped = 0;      // queue full, connection limit, connect/write failure
+  uint64_t tcp_frames_sent = 0;     // fully written
+  uint64_t tcp_bytes_sent = 0;      // including the 4-byte length prefix
+  uint64_t tcp_frames_dropped = 0;  // queue full, connection limit, connect/write failure
   uint64_t tcp_connects = 0;
   uint64_t tcp_connect_failures = 0;
-  uint64_t tcp_timeouts = 0;            // connect/write/idle-read deadline hit
+  uint64_t tcp_timeouts = 0;  // connect/write/idle-read deadline hit
   uint64_t tcp_accepted = 0;
-  uint64_t tcp_rejected = 0;            // over max_in_conns or the inbound byte budget
+  uint64_t tcp_rejected = 0;  // over max_in_conns or the inbound byte budget
   uint64_t tcp_frames_received = 0;
   uint64_t tcp_bytes_received = 0;
-  uint64_t tcp_bad_frames = 0;          // zero or over-cap length: connection closed
+  uint64_t tcp_bad_frames = 0;  // zero or over-cap length: connection closed
   uint64_t tcp_dropped_injected = 0;
 };
 

@@ -1,5 +1,7 @@
 // Unit tests of node/swim/: address codec, the shared timer queue, the Asio transport (framing,
 // limits, hostile input) and SwimHost on real loopback sockets.
+#include "node/swim/swim_host.h"
+
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
 #include <asio/write.hpp>
@@ -11,7 +13,6 @@
 
 #include "node/loop.h"
 #include "node/swim/addr.h"
-#include "node/swim/swim_host.h"
 #include "node/swim/swim_io.h"
 #include "node/swim/transport.h"
 
@@ -22,7 +23,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // Runs the loop until `pred` holds or `timeout` passes; returns pred().
-bool run_until(dog::node::Loop& loop, const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+bool run_until(dog::node::Loop& loop, const std::function<bool()>& pred,
+               std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred() && std::chrono::steady_clock::now() < deadline) {
     if (loop.io().stopped()) loop.io().restart();
@@ -32,7 +34,8 @@ bool run_until(dog::node::Loop& loop, const std::function<bool()>& pred, std::ch
 }
 
 void run_for(dog::node::Loop& loop, std::chrono::milliseconds d) {
-  run_until(loop, [] { return false; }, d);
+  run_until(
+      loop, [] { return false; }, d);
 }
 
 struct Collect : AsioTransport::Receiver {
@@ -68,8 +71,9 @@ TEST_CASE("swim_real: address parse and format", "[swim_real]") {
   CHECK(b->ip.is_v6());
   CHECK(format_ip_port(b->ip, b->port) == "[::1]:80");
   CHECK(format_ip_port(asio::ip::make_address("10.200.0.255"), 0) == "10.200.0.255:0");
-  for (const char* bad : {"", "1.2.3.4", "1.2.3:5", "1.2.3.4.5:6", "256.1.1.1:1", "1.2.3.4:65536", "1.2.3.4:",
-                          "a.b.c.d:1", "localhost:80", "[::1]80", "[zz]:1", "1.2.3.4:-1", "01234.1.1.1:1"}) {
+  for (const char* bad : {"", "1.2.3.4", "1.2.3:5", "1.2.3.4.5:6", "256.1.1.1:1", "1.2.3.4:65536",
+                          "1.2.3.4:", "a.b.c.d:1", "localhost:80", "[::1]80", "[zz]:1",
+                          "1.2.3.4:-1", "01234.1.1.1:1"}) {
     INFO(bad);
     CHECK_FALSE(parse_ip_port(bad));
   }
@@ -101,7 +105,8 @@ TEST_CASE("swim_real: timer queue multiplexes clients onto one timer", "[swim_re
   c->wake_at(now + 20ms);
   c.reset();  // destroyed before it fires: never runs
   CHECK(io.timers().clients() == 2);
-  REQUIRE(run_until(loop, [&] { return fired.size() >= 2; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return fired.size() >= 2; }, 2000ms));
   run_for(loop, 100ms);
   CHECK(fired == std::vector<int>{2, 1});  // each once, in time order; c never
   // A client may re-arm from inside its own callback (what Swim::on_timer does).
@@ -112,7 +117,8 @@ TEST_CASE("swim_real: timer queue multiplexes clients onto one timer", "[swim_re
   });
   self = &d;
   d.wake_at(SteadyClock::read());
-  REQUIRE(run_until(loop, [&] { return chain == 5; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return chain == 5; }, 2000ms));
 }
 
 TEST_CASE("swim_real: transport delivers datagrams and ordered stream frames", "[swim_real]") {
@@ -128,14 +134,16 @@ TEST_CASE("swim_real: transport delivers datagrams and ordered stream frames", "
   CHECK(a.local_addr() == "127.0.0.1:" + std::to_string(a.port()));
 
   a.send_datagram(b.local_addr(), bytes_of("hello"));
-  REQUIRE(run_until(loop, [&] { return rb.datagrams.size() == 1; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return rb.datagrams.size() == 1; }, 2000ms));
   CHECK(rb.datagrams[0].first == a.local_addr());  // source = the sender's bound UDP address
   CHECK(rb.datagrams[0].second == "hello");
 
   std::string big(200000, 'x');
   for (int i = 0; i < 5; ++i) a.send_stream(b.local_addr(), bytes_of("frame" + std::to_string(i)));
   a.send_stream(b.local_addr(), bytes_of(big));
-  REQUIRE(run_until(loop, [&] { return rb.streams.size() == 6; }, 3000ms));
+  REQUIRE(run_until(
+      loop, [&] { return rb.streams.size() == 6; }, 3000ms));
   for (int i = 0; i < 5; ++i) CHECK(rb.streams[i].second == "frame" + std::to_string(i));
   CHECK(rb.streams[5].second == big);
   CHECK(a.stats().tcp_frames_sent == 6);
@@ -144,7 +152,8 @@ TEST_CASE("swim_real: transport delivers datagrams and ordered stream frames", "
   CHECK(a.stats().tcp_connects == 1);
 }
 
-TEST_CASE("swim_real: transport drops oversized and malformed input and keeps serving", "[swim_real]") {
+TEST_CASE("swim_real: transport drops oversized and malformed input and keeps serving",
+          "[swim_real]") {
   dog::node::Loop loop;
   SwimIo io(loop.io());
   TransportLimits lim;
@@ -155,14 +164,16 @@ TEST_CASE("swim_real: transport drops oversized and malformed input and keeps se
   t.set_receiver(&r);
   t.start();
 
-  asio::ip::udp::socket raw(loop.io(), asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::udp::socket raw(loop.io(),
+                            asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const asio::ip::udp::endpoint dst(asio::ip::make_address("127.0.0.1"), t.port());
   std::vector<uint8_t> huge(1401, 0xab);
   raw.send_to(asio::buffer(huge), dst);
   std::vector<uint8_t> max60k(60000, 0xcd);
   raw.send_to(asio::buffer(max60k), dst);
   raw.send_to(asio::buffer(std::string("ok")), dst);
-  REQUIRE(run_until(loop, [&] { return r.datagrams.size() == 1; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return r.datagrams.size() == 1; }, 2000ms));
   CHECK(r.datagrams[0].second == "ok");
   CHECK(t.stats().udp_dropped_oversized == 2);
 
@@ -178,11 +189,13 @@ TEST_CASE("swim_real: transport drops oversized and malformed input and keeps se
   auto s3 = send_raw_tcp({0xff, 0xff, 0xff, 0xff, 1, 2, 3});
   auto s4 = send_raw_tcp({0, 0, 0, 3, 'a', 'b'});  // truncated, then closed by us
   s4.close();
-  REQUIRE(run_until(loop, [&] { return t.stats().tcp_bad_frames == 3 && t.in_conns() == 0; }, 3000ms));
+  REQUIRE(run_until(
+      loop, [&] { return t.stats().tcp_bad_frames == 3 && t.in_conns() == 0; }, 3000ms));
   CHECK(r.streams.empty());
   // A well-formed frame after all that still arrives.
   auto s5 = send_raw_tcp({0, 0, 0, 2, 'o', 'k'});
-  REQUIRE(run_until(loop, [&] { return r.streams.size() == 1; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return r.streams.size() == 1; }, 2000ms));
   CHECK(r.streams[0].second == "ok");
   // Outbound: oversized frames and bad addresses are dropped, not sent.
   t.send_stream("127.0.0.1:1", std::span<const uint8_t>(max60k.data(), 5000));
@@ -211,21 +224,25 @@ TEST_CASE("swim_real: transport bounds connections, queues and time", "[swim_rea
     conns.emplace_back(loop.io());
     conns.back().connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), t.port()));
   }
-  REQUIRE(run_until(loop, [&] { return t.stats().tcp_accepted == 3; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return t.stats().tcp_accepted == 3; }, 2000ms));
   CHECK(t.stats().tcp_rejected == 1);
   CHECK(t.in_conns() == 2);
   // Idle deadline: connections that never send a frame are closed.
-  REQUIRE(run_until(loop, [&] { return t.in_conns() == 0; }, 3000ms));
+  REQUIRE(run_until(
+      loop, [&] { return t.in_conns() == 0; }, 3000ms));
   CHECK(t.stats().tcp_timeouts >= 2);
 
   // Connect failure (nobody listens on the port): queued frames are dropped and counted; the
   // per-connection queue is capped while the connect is pending.
-  asio::ip::tcp::acceptor probe(loop.io(), asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::tcp::acceptor probe(loop.io(),
+                                asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const std::string dead = "127.0.0.1:" + std::to_string(probe.local_endpoint().port());
   probe.close();
   for (int i = 0; i < 5; ++i) t.send_stream(dead, bytes_of("x"));
   CHECK(t.stats().tcp_frames_dropped == 2);  // queue holds 3
-  REQUIRE(run_until(loop, [&] { return t.out_conns() == 0; }, 3000ms));
+  REQUIRE(run_until(
+      loop, [&] { return t.out_conns() == 0; }, 3000ms));
   CHECK(t.stats().tcp_connect_failures + t.stats().tcp_timeouts >= 1);
   CHECK(t.stats().tcp_frames_dropped == 5);
 }
@@ -258,7 +275,8 @@ TEST_CASE("swim_real: silent transport drops everything in and out", "[swim_real
   CHECK(a.stats().udp_dropped_injected < 250);
 }
 
-TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject strangers", "[swim_real]") {
+TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject strangers",
+          "[swim_real]") {
   dog::node::Loop loop;
   SwimIo io(loop.io());
   std::vector<std::unique_ptr<SwimHost>> hosts;
@@ -273,13 +291,15 @@ TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject
     return hosts.back().get();
   };
   SwimHost* seed = make("h0", 1);
-  for (int i = 1; i < 5; ++i) make("h" + std::to_string(i), 1)->join(std::vector<std::string>{seed->addr()});
+  for (int i = 1; i < 5; ++i)
+    make("h" + std::to_string(i), 1)->join(std::vector<std::string>{seed->addr()});
   auto all_see = [&](size_t n) {
     for (auto& h : hosts)
       if (h->swim().num_live() != n) return false;
     return true;
   };
-  REQUIRE(run_until(loop, [&] { return all_see(5); }, 10000ms));
+  REQUIRE(run_until(
+      loop, [&] { return all_see(5); }, 10000ms));
 
   // A member with the wrong key can neither join nor inject.
   SwimIo& io2 = io;
@@ -296,11 +316,15 @@ TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject
   CHECK(seed->swim().stats().dropped_auth >= 1);
 
   // Garbage datagrams are dropped and counted by the core.
-  asio::ip::udp::socket raw(loop.io(), asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  asio::ip::udp::socket raw(loop.io(),
+                            asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const auto target = parse_ip_port(seed->addr());
   const uint64_t auth_before = seed->swim().stats().dropped_auth;
-  for (int i = 0; i < 20; ++i) raw.send_to(asio::buffer(std::string(50 + i, char(i))), asio::ip::udp::endpoint(target->ip, target->port));
-  REQUIRE(run_until(loop, [&] { return seed->swim().stats().dropped_auth >= auth_before + 20; }, 2000ms));
+  for (int i = 0; i < 20; ++i)
+    raw.send_to(asio::buffer(std::string(50 + i, char(i))),
+                asio::ip::udp::endpoint(target->ip, target->port));
+  REQUIRE(run_until(
+      loop, [&] { return seed->swim().stats().dropped_auth >= auth_before + 20; }, 2000ms));
 
   // A silent member is declared dead by all others.
   hosts[3]->transport().set_silent(true);
@@ -319,7 +343,8 @@ TEST_CASE("swim_real: hosts on one loop converge, detect a silent member, reject
     if (hosts[i]) CHECK(hosts[i]->swim().num_live() == 4);
 }
 
-TEST_CASE("swim_real: outbound connection cap evicts idle connections, never busy ones", "[swim_real]") {
+TEST_CASE("swim_real: outbound connection cap evicts idle connections, never busy ones",
+          "[swim_real]") {
   dog::node::Loop loop;
   SwimIo io(loop.io());
   TransportLimits lim;
@@ -335,11 +360,13 @@ TEST_CASE("swim_real: outbound connection cap evicts idle connections, never bus
   // While the first connection is still connecting (busy), a second peer cannot get one.
   t.send_stream(p2.local_addr(), bytes_of("dropped"));
   CHECK(t.stats().tcp_frames_dropped == 1);
-  REQUIRE(run_until(loop, [&] { return r1.streams.size() == 1 && t.stats().tcp_frames_sent == 1; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return r1.streams.size() == 1 && t.stats().tcp_frames_sent == 1; }, 2000ms));
   run_for(loop, 50ms);  // the write completion leaves the connection idle
   // Now the idle connection to p1 is evicted to make room for p2.
   t.send_stream(p2.local_addr(), bytes_of("two"));
-  REQUIRE(run_until(loop, [&] { return r2.streams.size() == 1; }, 2000ms));
+  REQUIRE(run_until(
+      loop, [&] { return r2.streams.size() == 1; }, 2000ms));
   CHECK(r2.streams[0].second == "two");
   CHECK(t.out_conns() == 1);
   CHECK(t.stats().tcp_frames_dropped == 1);
