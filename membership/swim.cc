@@ -142,7 +142,7 @@ void Swim::join(std::span<const std::string> seed_addrs) {
     if (addr != members_[0].info.addr) send_push_pull(addr, SyncKind::kFull, true, true);
   if (cfg_.push_pull_join_backoff) {
     join_backoff_step_ = 0;
-    schedule(clock_.now() + std::chrono::seconds(1), TimerKind::kPushPull, 1);
+    schedule(clock_.now() + cfg_.push_pull_join_first, TimerKind::kPushPull, 1);
   }
 }
 
@@ -372,8 +372,9 @@ void Swim::push_pull_tick(uint32_t chain) {
     const Duration base = cfg_.push_pull_interval * push_pull_scale(n_live_);
     schedule(now + base * 3 / 4 + Duration(rng_.uniform(base.count() / 2 + 1)), TimerKind::kPushPull, 0);
   } else if (++join_backoff_step_ < 4) {
-    // Join back-off chain: 1, 2, 4, 8 s after join().
-    schedule(now + std::chrono::seconds(1 << join_backoff_step_), TimerKind::kPushPull, 1);
+    // Join back-off chain: push_pull_join_first after join(), then gaps of 2x, 4x and 8x it
+    // (1, 3, 7 and 15 s by default).
+    schedule(now + cfg_.push_pull_join_first * (1 << join_backoff_step_), TimerKind::kPushPull, 1);
   }
   if (leaving_) return;
   // Any member except left ones qualifies, dead tombstones included (Serf's "reconnect"): a
