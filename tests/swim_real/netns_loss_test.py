@@ -144,13 +144,7 @@ def main():
         names = [n.name for n in nodes]
 
         def converged():
-            for n in nodes:
-                if not n.alive():
-                    raise AssertionError("%s exited early (rc=%s): %s" % (n.name, n.proc.returncode, n.stderr_text()))
-                v = n.view()
-                if any(v.get(m) not in ("join", "alive") for m in names if m != n.name):
-                    return False
-            return True
+            return swimtest.all_see_each_other_alive(nodes)
 
         t0 = time.monotonic()
         wait_until(converged, 60, "every member to see all %d alive" % len(nodes), nodes)

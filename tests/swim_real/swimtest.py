@@ -143,3 +143,15 @@ def detection_bound_s(cfg, n):
 
 def random_key_hex():
     return os.urandom(32).hex()
+
+
+def all_see_each_other_alive(nodes):
+    """True once every node's view has every other node as join/alive; raises if one exited."""
+    names = [n.name for n in nodes]
+    for n in nodes:
+        if not n.alive():
+            raise AssertionError("%s exited early (rc=%s): %s" % (n.name, n.proc.returncode, n.stderr_text()))
+        v = n.view()
+        if any(v.get(m) not in ("join", "alive") for m in names if m != n.name):
+            return False
+    return True
