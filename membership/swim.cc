@@ -142,6 +142,9 @@ void Swim::join(std::span<const std::string> seed_addrs) {
     if (addr != members_[0].info.addr) send_push_pull(addr, SyncKind::kFull, true, true);
   if (cfg_.push_pull_join_backoff) {
     join_backoff_step_ = 0;
+    join_seeds_.clear();
+    for (const auto& addr : seed_addrs)
+      if (addr != members_[0].info.addr) join_seeds_.push_back(addr);
     schedule(clock_.now() + cfg_.push_pull_join_first, TimerKind::kPushPull, 1);
   }
 }
@@ -384,6 +387,13 @@ void Swim::push_pull_tick(uint32_t chain) {
   for (int attempt = 0; attempt < 16 && peer == 0 && members_.size() > 1; ++attempt) {
     const uint32_t i = static_cast<uint32_t>(1 + rng_.uniform(members_.size() - 1));
     if (members_[i].in_use && members_[i].info.state != MemberState::kLeft) peer = i;
+  }
+  // The first exchange after a join goes back to a seed: everyone who joined with us reached
+  // it, so by now it holds the whole crowd, while a random peer may know as little as we do.
+  if (chain == 1 && join_backoff_step_ == 1 && !join_seeds_.empty()) {
+    ++stats_.push_pulls;
+    send_push_pull(join_seeds_[rng_.uniform(join_seeds_.size())], SyncKind::kDigest, false, true);
+    return;
   }
   if (peer != 0) {
     ++stats_.push_pulls;

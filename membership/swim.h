@@ -227,6 +227,7 @@ class Swim {
   bool leaving_ = false;
   bool leave_done_ = false;
   int join_backoff_step_ = -1;
+  std::vector<std::string> join_seeds_;  // the first back-off exchange goes back to a seed
 
   // Scratch buffers reused for every packet (no per-packet heap churn in steady state).
   Datagram in_msg_;
