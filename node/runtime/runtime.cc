@@ -156,6 +156,16 @@ runtime::GroupCore* Runtime::group_core(Namespace& ns, const std::string& hex) {
 }
 
 size_t Runtime::replica_count(const Namespace& ns) const { return class_of(ns).replicas.size(); }
+size_t Runtime::group_count(const Namespace& ns) const { return class_of(ns).groups.size(); }
+
+void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
+  Class& gc = class_of(group_ns);
+  auto it = gc.groups.find(gid);
+  if (it == gc.groups.end()) return;
+  const GroupHost& h = *it->second;
+  if (h.identifying || !h.waiters.empty() || h.inflight > 0 || !h.core.replicas().empty()) return;
+  gc.groups.erase(it);
+}
 
 std::vector<std::string> Runtime::neighbors(Namespace& ns, const std::string& hex) {
   auto p = peer(ns, hex);
@@ -231,6 +241,7 @@ Task<Stub> Runtime::identify(const ObjectId& gid, std::string_view rid, const Fa
     }
   } catch (...) {
     unlock_identify(host);
+    maybe_evict_group(family.parent, gid.hex());  // e.g. a clusterize that threw
     throw;
   }
   unlock_identify(host);
@@ -284,15 +295,22 @@ Task<Response> Runtime::fetch(Stub& stub, Request& req) {
       break;
   }
   if (class_of(ns).is_group) {
-    auto g = group(ns, stub.id_.hex());
+    const std::string gid = stub.id_.hex();
+    GroupHost& host = group_host(ns, gid);
+    auto keep = class_of(ns).groups[gid];
+    Response res;
+    host.inflight++;
     try {
-      co_return co_await g->receive(req);
+      res = co_await host.obj->receive(req);
     } catch (const HttpError& e) {
-      co_return error_response(e.status(), e.what());
+      res = error_response(e.status(), e.what());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "dog: Group %s receive threw: %s\n", g->uid().c_str(), e.what());
-      co_return error_response(500, "Internal Server Error");
+      std::fprintf(stderr, "dog: Group %s receive threw: %s\n", gid.c_str(), e.what());
+      res = error_response(500, "Internal Server Error");
     }
+    host.inflight--;
+    maybe_evict_group(ns, gid);
+    co_return res;
   }
   auto rep = replica(ns, stub.id_.hex());
   auto state = rep->state_;
@@ -349,6 +367,7 @@ bool Runtime::evict_if_idle(Namespace& ns, const std::string& hex) {
   if (st.parent_ns && !st.gid.empty()) {
     Class& gc = class_of(*st.parent_ns);
     if (auto it = gc.groups.find(st.gid); it != gc.groups.end()) it->second->core.forget(hex);
+    maybe_evict_group(*st.parent_ns, st.gid);
   }
   for (const auto& nid : st.neighbors)
     if (auto p = peer(ns, nid)) p->state_->remove_neighbor(hex);

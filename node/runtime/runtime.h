@@ -105,6 +105,7 @@ class Runtime {
   // For tests and metrics.
   runtime::GroupCore* group_core(Namespace& ns, const std::string& hex);
   size_t replica_count(const Namespace& ns) const;
+  size_t group_count(const Namespace& ns) const;
   std::vector<std::string> neighbors(Namespace& ns, const std::string& hex);
   std::string group_of(Namespace& ns, const std::string& hex);
   size_t evict_all_idle();
@@ -117,6 +118,7 @@ class Runtime {
     Namespace* child = nullptr;
     runtime::GroupCore core;
     bool identifying = false;                              // identify is atomic per Group
+    int inflight = 0;                                      // requests in the Group's receive
     std::deque<std::shared_ptr<asio::steady_timer>> waiters;
   };
   struct Class {
@@ -130,6 +132,9 @@ class Runtime {
   Class& class_of(const Namespace& ns);
   const Class& class_of(const Namespace& ns) const;
   GroupHost& group_host(Namespace& ns, const std::string& hex);
+  // A Group with no Replicas and nothing in flight holds nothing worth keeping: it is dropped,
+  // so client-chosen group names cannot grow memory without bound.
+  void maybe_evict_group(Namespace& group_ns, const std::string& gid);
   Task<void> lock_identify(GroupHost& host);
   void unlock_identify(GroupHost& host);
   void arm_claim_timeout(const std::shared_ptr<Stub::Identity>& id, Namespace& child, const std::string& sid);

@@ -331,7 +331,31 @@ TEST_CASE("fix 3b: the idle timer evicts on its own", "[dog][fix]") {
     w.loop.io().run_one_for(std::chrono::milliseconds(10));
   }
   CHECK(w.rt->replica_count(w.room()) == 0);
-  CHECK(w.core().replicas().empty());
+  CHECK(w.rt->group_count(w.lobby()) == 0);  // and its Group, now empty, went with it
+}
+
+TEST_CASE("fix 3c: client-chosen group names do not grow memory without bound", "[dog][fix]") {
+  World w(2);
+  // Requests to 100 differently named Groups, through their stubs and through identify.
+  for (int i = 0; i < 100; ++i) {
+    auto gid = w.lobby().id_from_name("group-" + std::to_string(i));
+    auto req = World::make_request("GET", "/x");
+    auto res = w.run([](World* w, ObjectId gid, Request* r) -> Task<Response> {
+      auto stub = w->lobby().get(gid);
+      co_return co_await stub.fetch(*r);
+    }(&w, gid, &req));
+    CHECK(res.status == 404);
+    auto req2 = World::make_request("GET", "/y");
+    auto res2 = w.run([](World* w, ObjectId gid, Request* r) -> Task<Response> {
+      auto stub = co_await dog::identify(gid, "u", {w->lobby(), w->room()});
+      co_return co_await stub.fetch(*r);
+    }(&w, gid, &req2));
+    CHECK(res2.status == 200);
+  }
+  CHECK(w.rt->group_count(w.lobby()) == 100);  // each still holds its (idle) Replica
+  CHECK(w.rt->evict_all_idle() == 100);
+  CHECK(w.rt->group_count(w.lobby()) == 0);
+  CHECK(w.rt->replica_count(w.room()) == 0);
 }
 
 TEST_CASE("namespaces: ids are deterministic by name, unique otherwise, and bound to their namespace", "[dog]") {
