@@ -227,7 +227,7 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
   if (resp.stream && !bodiless) {
     const bool chunked = req_.version_minor >= 1;
     if (!chunked) keep_alive_ = false;  // HTTP/1.0: the body ends when the connection does
-    write_head(resp, head, chunked, 0);
+    write_head(resp, chunked, 0);
     if (!head) {
       for (;;) {
         if (!co_await flush()) co_return false;
@@ -254,14 +254,14 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
       if (chunked) out_.append("0\r\n\r\n");
     }
   } else {
-    write_head(resp, head, false, bodiless ? 0 : resp.body.size());
+    write_head(resp, false, bodiless ? 0 : resp.body.size());
     if (!head && !bodiless) out_.append(resp.body);
   }
   phase_ = Phase::kIdle;
   co_return keep_alive_;
 }
 
-void HttpConnection::write_head(const http::Response& resp, bool head_only, bool chunked, size_t length) {
+void HttpConnection::write_head(const http::Response& resp, bool chunked, size_t length) {
   char line[64];
   auto reason = http::reason_phrase(resp.status);
   int k = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", resp.status);
@@ -280,15 +280,14 @@ void HttpConnection::write_head(const http::Response& resp, bool head_only, bool
   }
   if (!keep_alive_) out_.append("Connection: close\r\n");
   else if (req_.version_minor == 0) out_.append("Connection: keep-alive\r\n");
-  out_.append("\r\n");
-  (void)head_only;  // HEAD gets the same head as GET; the caller omits the body
+  out_.append("\r\n");  // HEAD gets the same head as GET; the caller omits the body
 }
 
 void HttpConnection::write_error(int status, std::string_view why) {
   keep_alive_ = false;
   auto resp = http::Response::text(status, std::string(why) + "\n");
   if (status == 426) resp.headers.add("Sec-WebSocket-Version", "13");
-  write_head(resp, false, false, resp.body.size());
+  write_head(resp, false, resp.body.size());
   out_.append(resp.body);
 }
 

@@ -45,7 +45,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   asio::awaitable<bool> handle_request(bool upgrade);  // false: close the connection
   asio::awaitable<bool> upgrade(http::Response& resp);
-  void write_head(const http::Response& resp, bool head_only, bool chunked, size_t length);
+  void write_head(const http::Response& resp, bool chunked, size_t length);
   void write_error(int status, std::string_view why);
   asio::awaitable<bool> flush();
   asio::awaitable<void> linger_and_close();

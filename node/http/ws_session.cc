@@ -134,16 +134,23 @@ void WsSession::maybe_finish() {
     finish(close_code_, close_reason_);
 }
 
+// True if `extra` more bytes stay within the per-socket send cap.
+bool WsSession::fits(size_t extra) const {
+  return buffered_bytes() + extra <= server_->config.max_ws_send_queue_bytes;
+}
+
+// The peer is not reading: drop it rather than buffer without bound.
+bool WsSession::overflow() {
+  server_->stats.ws_overflow_drops++;
+  abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
+  return false;
+}
+
 bool WsSession::send(std::string_view data, bool text) {
   if (state_ != State::kOpen || close_sent_) return false;
-  size_t at = out_.size();
+  constexpr size_t kMaxHeader = 14;
+  if (!fits(data.size() + kMaxHeader)) return overflow();
   ws::encode_frame(out_, text ? ws::Opcode::kText : ws::Opcode::kBinary, data);
-  if (out_.size() + (wbuf_.size() - wbuf_off_) > server_->config.max_ws_send_queue_bytes) {
-    out_.resize(at);
-    server_->stats.ws_overflow_drops++;
-    abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
-    return false;
-  }
   schedule_flush();
   return true;
 }
@@ -155,11 +162,7 @@ bool WsSession::send_encoded(std::string_view frames) {
 
 bool WsSession::enqueue(std::string_view bytes) {
   if (state_ == State::kClosed) return false;
-  if (out_.size() + bytes.size() + (wbuf_.size() - wbuf_off_) > server_->config.max_ws_send_queue_bytes) {
-    server_->stats.ws_overflow_drops++;
-    abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
-    return false;
-  }
+  if (!fits(bytes.size())) return overflow();
   out_.append(bytes);
   schedule_flush();
   return true;

@@ -49,6 +49,8 @@ class WsSession final : public http::WebSocket,
   void on_protocol_error(uint16_t code, std::string_view why) override;
 
   bool enqueue(std::string_view bytes);
+  bool fits(size_t extra) const;
+  bool overflow();
   void schedule_flush();
   void flush();
   void read();
