@@ -98,6 +98,25 @@ uint64_t server_flood_bytes(Loop& loop, ConnectionManager& m) {
   return std::stoull(r[0].reply);
 }
 
+// Opens a relayed WebSocket for `path` on the server process; the server writes to `client`.
+capnp::Response<wire::Node::OpenSocketResults> open_socket(Loop& loop, ConnectionManager& m,
+                                                           ClientSocket& client, kj::StringPtr path) {
+  wire::WsSink::Client to_client = kj::heap<ClientSink>(client);
+  return m
+      .call("srv", 5 * kj::SECONDS,
+            [&](wire::Node::Client node) {
+              auto req = node.openSocketRequest();
+              set_target(req.initTarget(), room());
+              auto info = req.initInfo();
+              info.setSocketId(77);
+              info.setEntryNode("entry");
+              info.initHead().setPath(path);
+              req.setToClient(to_client);
+              return kj::Promise<capnp::Response<wire::Node::OpenSocketResults>>(req.send());
+            })
+      .wait(loop.wait_scope());
+}
+
 }  // namespace
 
 TEST_CASE("rpc two processes: a request round-trip and streamed bodies both ways", "[rpc][process]") {
@@ -156,20 +175,7 @@ TEST_CASE("rpc two processes: a WebSocket session relays both ways with close co
   me.manager->add_peer("srv", loopback(srv.port));
 
   ClientSocket client;
-  wire::WsSink::Client to_client = kj::heap<ClientSink>(client);
-  auto opened = me.manager
-                    ->call("srv", 5 * kj::SECONDS,
-                           [&](wire::Node::Client node) {
-                             auto req = node.openSocketRequest();
-                             set_target(req.initTarget(), room());
-                             auto info = req.initInfo();
-                             info.setSocketId(77);
-                             info.setEntryNode("entry");
-                             info.initHead().setPath("/echo");
-                             req.setToClient(to_client);
-                             return kj::Promise<capnp::Response<wire::Node::OpenSocketResults>>(req.send());
-                           })
-                    .wait(loop.wait_scope());
+  auto opened = open_socket(loop, *me.manager, client, "/echo");
   REQUIRE(opened.getResult().isFromClient());
   auto from_client = opened.getResult().getFromClient();
   for (int i = 0; i < 3; ++i) {
@@ -197,18 +203,8 @@ TEST_CASE("rpc two processes: a slow WebSocket reader holds the sender back with
 
   ClientSocket client;
   client.hold = true;  // the reader stops reading after the first message
-  wire::WsSink::Client to_client = kj::heap<ClientSink>(client);
   const uint64_t messages = 2048, size = 16 * 1024;  // 32 MiB offered
-  auto opened = me.manager
-                    ->call("srv", 5 * kj::SECONDS,
-                           [&](wire::Node::Client node) {
-                             auto req = node.openSocketRequest();
-                             set_target(req.initTarget(), room());
-                             req.initInfo().initHead().setPath(kj::str("/flood?", messages, "&", size));
-                             req.setToClient(to_client);
-                             return kj::Promise<capnp::Response<wire::Node::OpenSocketResults>>(req.send());
-                           })
-                    .wait(loop.wait_scope());
+  auto opened = open_socket(loop, *me.manager, client, kj::str("/flood?", messages, "&", size));
   REQUIRE(opened.getResult().isFromClient());
 
   // Wait until the sender stalls: the same count five times in a row, 20 ms apart.
@@ -283,17 +279,7 @@ TEST_CASE("rpc two processes: a relayed WebSocket sees the Replica node's death 
   TestPeer me(loop, "entry", key);
   me.manager->add_peer("srv", loopback(srv.port));
   ClientSocket client;
-  wire::WsSink::Client to_client = kj::heap<ClientSink>(client);
-  auto opened = me.manager
-                    ->call("srv", 5 * kj::SECONDS,
-                           [&](wire::Node::Client node) {
-                             auto req = node.openSocketRequest();
-                             set_target(req.initTarget(), room());
-                             req.initInfo().initHead().setPath("/echo");
-                             req.setToClient(to_client);
-                             return kj::Promise<capnp::Response<wire::Node::OpenSocketResults>>(req.send());
-                           })
-                    .wait(loop.wait_scope());
+  auto opened = open_socket(loop, *me.manager, client, "/echo");
   REQUIRE(opened.getResult().isFromClient());
   auto from_client = opened.getResult().getFromClient();
   {
