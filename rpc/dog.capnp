@@ -138,9 +138,14 @@ interface Node {
   # The caller no longer needs the object pinned.
 
   deliver @3 (target :ObjectRef, epoch :UInt64, head :RequestHead, body :Data,
-              responseBody :ByteStream) -> (result :DeliverResult);
+              responseBody :ByteStream, route :Route, toClient :WsSink)
+      -> (result :DeliverResult);
   # One request with its body inline (small bodies: one round trip). If `responseBody` is set,
   # the response body is streamed into it before the call returns instead of inlined.
+  # `route` (since the cluster runtime) carries the DOG identity of a stub returned by identify.
+  # `toClient` is set by an entry node for a WebSocket upgrade request: if the object accepts
+  # the upgrade, it answers `response.head.status = 101` with `response.socket` = the sink that
+  # takes the client's messages, and it sends to the client through `toClient`.
 
   open @4 (target :ObjectRef, epoch :UInt64, head :RequestHead) -> (result :OpenResult);
   # A request whose body is streamed: the owner accepts (or refuses with notOwner) before any
@@ -153,7 +158,93 @@ interface Node {
 
   gossip @7 (group :ObjectRef, topic :Text, payload :Data) -> (reply :Data);
   # One peer's part of a gossip round. The caller asks N peers in parallel with one deadline and
-  # collects per-peer results (rpc::gossip()).
+  # collects per-peer results (rpc::gossip()). In the DOG runtime `group` names the peer
+  # Replica and `topic` is "dog.gossip"; a missing handler or a throw is a FAILED exception.
+
+  # ---- DOG runtime (cluster) methods, appended ----
+
+  identifyGroup @8 (group :ObjectRef, requestId :Text, child :Text, caller :Text)
+      -> (result :GroupIdentifyResult);
+  # DOG's identify at the node hosting (or owning) the Group: reserves one slot for `requestId`
+  # and names the Replica and the node it lives on.
+
+  releaseSlot @9 (group :ObjectRef, replica :Data, requestId :Text, empty :Bool) -> ();
+  # Gives one slot of `requestId` on `replica` back to the Group (a socket closed, a request
+  # finished, a claim timed out). Unknown groups or replicas are ignored.
+
+  groupCast @10 (cast :GroupCast) -> ();
+  # A broadcast or whisper from one Replica, sent to the Group's node, which forwards it once
+  # to each node that holds client sockets of the group (as `deliverCast`).
+
+  deliverCast @11 (cast :GroupCast) -> ();
+  # Delivers a cast to this node's client sockets of the group, applying DOG's sender rules.
+
+  subscribe @12 (group :ObjectRef, requestId :Text, node :Text, delta :Int32) -> ();
+  # `node` holds `delta` more (or fewer) client sockets of `requestId` in the group.
+
+  peers @13 (group :ObjectRef, replica :Data) -> (peers :List(ReplicaRoute));
+  # The Group's other Replicas and their nodes (for gossip).
+
+  registerActivation @14 (target :ObjectRef, host :Text, hostSession :UInt64, gid :Data, report :GroupReport)
+      -> (result :RegisterResult);
+  # Directory: `host` holds a live activation of `target` (sent to the id's owner when ownership
+  # moves, so later lookups find it). For a Replica, `report` carries its Group's slot counts
+  # so a Group re-created after its node died is rebuilt exactly.
+}
+
+struct Route {
+  requestId @0 :Text;    # DOG request id (x-dog-client-identifier)
+  group @1 :Data;        # the Group id (x-dog-group-identifier)
+  groupNode @2 :Text;    # where that Group lives
+  groupNs @3 :Text;      # the Group's namespace
+}
+
+struct ReplicaRoute {
+  id @0 :Data;
+  node @1 :Text;
+}
+
+struct GroupIdentifyResult {
+  union {
+    replica @0 :ReplicaRoute;
+    notHere @1 :NotOwner;       # ownerHint names the node to try instead
+    error @2 :HttpErrorInfo;    # the Group (or its clusterize) refused
+  }
+  groupNode @3 :Text;           # the node that answered (hosts the Group)
+}
+
+struct HttpErrorInfo {
+  status @0 :UInt16;
+  message @1 :Text;
+}
+
+enum CastKind {
+  # Fallback for an unknown value: drop the cast (and count it).
+  broadcast @0;
+  whisper @1;
+  emit @2;
+}
+
+struct GroupCast {
+  group @0 :ObjectRef;
+  kind @1 :CastKind;
+  sender @2 :Text;       # the sender's request id (a Replica's own id for HTTP-side sends)
+  self @3 :Bool;         # include the sender's own sockets
+  target @4 :Text;       # whisper: the request id to reach
+  replica @5 :Data;      # emit: only sockets of this Replica
+  body @6 :Text;
+}
+
+struct GroupReport {
+  replicaCount @0 :Int32;          # slots the Replica holds (sockets + requests in flight)
+  requestIds @1 :List(Text);       # request ids with a socket on it
+}
+
+struct RegisterResult {
+  union {
+    ok @0 :Void;
+    conflict @1 :Text;   # another activation is kept; the caller deactivates its own
+  }
 }
 
 struct IdentifyResult {
@@ -166,6 +257,7 @@ struct IdentifyResult {
 struct Response {
   head @0 :ResponseHead;
   body @1 :Data;     # empty when streamed into responseBody
+  socket @2 :WsSink; # set with status 101: the sink for the client's messages (deliver.toClient)
 }
 
 struct DeliverResult {

@@ -1,0 +1,118 @@
+// dog::node::cluster::Cluster — one node's membership, routing view and RPC connections.
+//
+//   Cluster (one per node, on the node's Loop)
+//     ├── SwimHost            SWIM + Lifeguard on UDP, SWIM streams on TCP  ─┐ one port (--bind):
+//     ├── ConnectionManager   Cap'n Proto RPC on TCP                         ─┘ first byte demuxes
+//     ├── RoutingTable        built from the alive+suspect members at every membership change
+//     └── Listener            the DOG runtime: hears of deaths, restarts, self-suspicion
+//
+// Contract
+// --------
+// * Loop affinity: everything runs on one node::Loop; not thread-safe.
+// * Node identity: `name` is unique in the cluster; `session` is a number that strictly grows
+//   across restarts of one name, so a restarted node is a new member (its objects are gone).
+// * Membership events reach the Listener after the routing table has been rebuilt, so a
+//   listener that asks owner() sees the new view. Callbacks run from a fresh loop turn (never
+//   inside a SWIM packet handler) and may call back into the Cluster.
+// * owner() answers from the current table and never fails: a node is always a member of its
+//   own view.
+// * Errors: start() throws ClusterError with one line fit for the operator (bad address, cannot
+//   bind, bad key file); a join that no seed answers within `join_timeout` rejects joined().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <kj/async.h>
+
+#include "node/loop.h"
+#include "routing/object_id.h"
+#include "routing/routing_table.h"
+#include "rpc/connection_manager.h"
+#include "rpc/dog.capnp.h"
+
+namespace dog::node::cluster {
+
+// A failure at start-up, with a message for the operator (no stack trace, one line).
+class ClusterError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ClusterOptions {
+  std::string bind;                   // HOST:PORT: SWIM UDP + TCP (SWIM streams and RPC)
+  std::string advertise;              // HOST:PORT peers dial; default: bind
+  std::vector<std::string> join;      // seeds HOST:PORT; empty starts a new cluster
+  std::string name;                   // default: the advertised address
+  std::string preset = "lan";         // lan | wan | local
+  std::string key_file;               // base64 32-byte keys, one per line; first encrypts
+  std::string http_addr;              // published in metadata (what `members` shows)
+  std::chrono::milliseconds join_timeout{30'000};
+  uint64_t seed = 0;                  // protocol RNG; 0 draws from the OS
+};
+
+// What the runtime hears from the cluster.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The routing view changed (a member joined, left, died, or its session changed).
+  virtual void on_view_change() {}
+  // `node` (at `session`) is gone: dead, left, or replaced by a restart with a newer session.
+  // Its objects and relayed sockets no longer exist.
+  virtual void on_node_gone(const std::string& node, uint64_t session) {}
+  // This node was suspected or declared dead by its peers (`serving` false) and, later, has
+  // refuted it (`serving` true). While not serving it must not create objects it may not own.
+  virtual void on_self_health(bool serving) {}
+};
+
+class Cluster {
+ public:
+  // `local` is this node's wire::Node, served to every peer.
+  Cluster(Loop& loop, ClusterOptions options, rpc::wire::Node::Client local, Listener* listener);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Binds the cluster port, starts SWIM, begins joining the seeds. Throws ClusterError.
+  void start();
+  // Resolves once a seed answered (at once without seeds); rejects after join_timeout.
+  kj::Promise<void> joined();
+  // Graceful leave; `done` runs once the leave has propagated (or at `deadline`).
+  void leave(std::chrono::milliseconds deadline, std::function<void()> done);
+
+  const std::string& self() const;
+  uint64_t session() const;
+  // The owner of `id` under the current view.
+  std::string owner(const routing::ObjectId& id) const;
+  const routing::RoutingTable& table() const;
+  // Alive or suspect members (this node included), by name.
+  std::vector<std::string> members() const;
+  bool is_member(const std::string& node) const;
+  // The session of a member, if it is one.
+  std::optional<uint64_t> session_of(const std::string& node) const;
+
+  // The load this node publishes (its live Replica count); gossiped in membership metadata,
+  // rate-limited. load_of() is what a member last published (0 if unknown).
+  void publish_load(uint32_t replicas);
+  uint32_t load_of(const std::string& node) const;
+
+  rpc::ConnectionManager& rpc();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Key files: one base64 key of 32 bytes per line (blank lines and '#' comments ignored); the
+// first encrypts, all decrypt. Throws ClusterError naming the file and line.
+std::vector<std::array<uint8_t, 32>> read_key_file(const std::string& path);
+// A new random key, base64, for `APP keygen`.
+std::string generate_key();
+
+}  // namespace dog::node::cluster
