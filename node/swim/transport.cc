@@ -378,9 +378,50 @@ void AsioTransport::accept_next() {
       c->peer = e2 ? std::string("?") : format_ip_port(rep.address(), rep.port());
       in_.emplace(c.get(), c);
       arm_in_timer(c);
-      read_header(c);
+      if (foreign_)
+        peek_first(c);
+      else
+        read_header(c);
     }
     accept_next();
+  });
+}
+
+void AsioTransport::peek_first(const std::shared_ptr<InConn>& c) {
+  // The idle timer armed at accept bounds this wait (in_idle_timeout).
+  c->sock.async_wait(asio::ip::tcp::socket::wait_read, [this, alive = alive_,
+                                                        c](std::error_code ec) {
+    if (!*alive || c->closed) return;
+    if (ec) {
+      close_in(c);
+      return;
+    }
+    uint8_t first = 0;
+    std::error_code e2;
+    c->sock.non_blocking(true, e2);
+    const size_t n = c->sock.receive(asio::buffer(&first, 1), asio::socket_base::message_peek, e2);
+    std::error_code ignore;
+    c->sock.non_blocking(false, ignore);
+    if (e2 == asio::error::would_block || e2 == asio::error::try_again) {
+      peek_first(c);  // spurious readiness
+      return;
+    }
+    if (e2 || n == 0) {
+      close_in(c);  // closed (or reset) before the first byte
+      return;
+    }
+    if (first == 0x00 || !foreign_) {
+      read_header(c);
+      return;
+    }
+    // Not a SWIM frame: leave our books and hand the untouched socket over.
+    ++stats_.tcp_foreign_adopted;
+    c->closed = true;
+    ++c->timer_gen;
+    c->timer.cancel();
+    in_.erase(c.get());
+    ForeignStreamHandler adopt = foreign_;  // the handler may replace itself
+    adopt(std::move(c->sock));
   });
 }
 

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -79,6 +80,7 @@ struct TransportStats {
   uint64_t tcp_bytes_received = 0;
   uint64_t tcp_bad_frames = 0;  // zero or over-cap length: connection closed
   uint64_t tcp_dropped_injected = 0;
+  uint64_t tcp_foreign_adopted = 0;  // accepted connections handed to the foreign handler
 };
 
 class AsioTransport final : public membership::Transport {
@@ -102,6 +104,20 @@ class AsioTransport final : public membership::Transport {
   void start();
   // Closes every socket; nothing is delivered afterwards.
   void close();
+
+  // Port sharing (issue 11: SWIM UDP, SWIM streams and RPC on TCP, all on one port).
+  // Once set, every accepted TCP connection (within max_in_conns; the others are closed as
+  // before) is first peeked: the transport waits until it is readable, at most in_idle_timeout,
+  // and looks at its first byte with MSG_PEEK, consuming nothing. SWIM frames begin with a
+  // big-endian u32 length <= 8 MiB, so their first byte is always 0x00; a connection whose first
+  // byte is anything else (the RPC handshake begins with 'D','O','G','R','P','C') is moved to
+  // `adopt` with all its bytes still unread, and leaves the transport's books (in_conns, limits,
+  // timers). A connection that closes or stays silent before its first byte is closed and
+  // counted as today. `adopt` runs from an Asio handler on this transport's loop; it may call
+  // set_foreign_stream_handler but must not destroy the transport. An empty function turns
+  // sharing off (connections accepted later are read as SWIM streams).
+  using ForeignStreamHandler = std::function<void(asio::ip::tcp::socket)>;
+  void set_foreign_stream_handler(ForeignStreamHandler adopt) { foreign_ = std::move(adopt); }
 
   const std::string& local_addr() const { return local_addr_; }
   uint16_t port() const { return port_; }
@@ -137,6 +153,7 @@ class AsioTransport final : public membership::Transport {
   void arm_out_timer(const std::shared_ptr<OutConn>& c, std::chrono::milliseconds d);
   void close_out(const std::shared_ptr<OutConn>& c, bool failed);
   bool evict_idle_out();
+  void peek_first(const std::shared_ptr<InConn>& c);
   void read_header(const std::shared_ptr<InConn>& c);
   void read_body(const std::shared_ptr<InConn>& c);
   void arm_in_timer(const std::shared_ptr<InConn>& c);
@@ -145,6 +162,7 @@ class AsioTransport final : public membership::Transport {
   SwimIo& io_;
   TransportLimits limits_;
   Receiver* receiver_ = nullptr;
+  ForeignStreamHandler foreign_;
   asio::ip::udp::socket udp_;
   asio::ip::tcp::acceptor acceptor_;
   asio::steady_timer accept_backoff_;  // after an accept error (e.g. EMFILE), retry later

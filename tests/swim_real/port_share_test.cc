@@ -1,0 +1,119 @@
+// Port sharing (issue 11): AsioTransport hands accepted TCP connections whose first byte is not
+// 0x00 (not a SWIM frame) to a foreign handler, untouched, on real loopback sockets.
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "node/loop.h"
+#include "node/swim/swim_host.h"
+#include "node/swim/swim_io.h"
+#include "node/swim/transport.h"
+#include "loop_helpers.h"
+
+using namespace dog::node::swim;
+using namespace std::chrono_literals;
+using swim_test::run_until;
+
+namespace {
+struct Collect : AsioTransport::Receiver {
+  std::vector<std::string> streams;
+  void on_datagram(std::string_view, std::span<const uint8_t>) override {}
+  void on_stream(std::string_view, std::span<const uint8_t> b) override {
+    streams.emplace_back(b.begin(), b.end());
+  }
+};
+
+asio::ip::tcp::socket dial(dog::node::Loop& loop, uint16_t port, const std::string& bytes) {
+  asio::ip::tcp::socket s(loop.io());
+  s.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  if (!bytes.empty()) asio::write(s, asio::buffer(bytes));
+  return s;
+}
+}  // namespace
+
+TEST_CASE("swim_real: port sharing hands non-SWIM connections over unread", "[swim_real]") {
+  dog::node::Loop loop;
+  SwimIo io(loop.io());
+  TransportLimits lim;
+  lim.max_in_conns = 3;
+  lim.in_idle_timeout = 400ms;
+  AsioTransport t(io, "127.0.0.1:0", lim);
+  Collect r;
+  t.set_receiver(&r);
+  std::vector<asio::ip::tcp::socket> adopted;
+  t.set_foreign_stream_handler([&](asio::ip::tcp::socket s) { adopted.push_back(std::move(s)); });
+  t.start();
+
+  // An RPC-style dialer: its socket arrives with every byte still unread, off the books.
+  const std::string hello = "DOGRPC\x01hello";
+  auto rpc = dial(loop, t.port(), hello);
+  REQUIRE(run_until(loop, [&] { return adopted.size() == 1; }, 5000ms));
+  CHECK(t.in_conns() == 0);
+  CHECK(t.stats().tcp_foreign_adopted == 1);
+  std::string got(hello.size(), '\0');
+  asio::read(adopted[0], asio::buffer(got.data(), got.size()));
+  CHECK(got == hello);
+  asio::write(adopted[0], asio::buffer(std::string("pong")));  // and it is a live duplex socket
+  std::string back(4, '\0');
+  asio::read(rpc, asio::buffer(back.data(), back.size()));
+  CHECK(back == "pong");
+
+  // A SWIM frame on the same port still reaches the receiver.
+  auto swim = dial(loop, t.port(), std::string("\0\0\0\2ok", 6));
+  REQUIRE(run_until(loop, [&] { return r.streams.size() == 1; }, 5000ms));
+  CHECK(r.streams[0] == "ok");
+  CHECK(adopted.size() == 1);
+
+  // A connection that never sends is closed by the idle deadline, not adopted; over the inbound
+  // cap a connection is still closed at once, whatever it would have sent.
+  const uint64_t timeouts = t.stats().tcp_timeouts;
+  auto quiet1 = dial(loop, t.port(), "");
+  auto quiet2 = dial(loop, t.port(), "");
+  REQUIRE(run_until(loop, [&] { return t.stats().tcp_accepted == 4; }, 5000ms));
+  auto over = dial(loop, t.port(), "DOGRPC");
+  REQUIRE(run_until(loop, [&] { return t.stats().tcp_rejected == 1; }, 5000ms));
+  REQUIRE(run_until(loop, [&] { return t.stats().tcp_timeouts >= timeouts + 2; }, 5000ms));
+  CHECK(adopted.size() == 1);
+  CHECK(t.stats().tcp_foreign_adopted == 1);
+  // The peer of the rejected connection sees it closed.
+  char b;
+  std::error_code ec;
+  over.read_some(asio::buffer(&b, 1), ec);
+  CHECK(ec);
+
+  // Without a handler, a non-zero first byte is a bad SWIM length as before.
+  t.set_foreign_stream_handler(nullptr);
+  const uint64_t bad = t.stats().tcp_bad_frames;
+  auto stray = dial(loop, t.port(), "DOGRPC");
+  REQUIRE(run_until(loop, [&] { return t.stats().tcp_bad_frames == bad + 1; }, 5000ms));
+  CHECK(adopted.size() == 1);
+}
+
+TEST_CASE("swim_real: SwimHost shares its port with a foreign stream handler", "[swim_real]") {
+  dog::node::Loop loop;
+  SwimIo io(loop.io());
+  auto opts = [](const char* name) {
+    SwimHostOptions o;
+    o.config = dog::membership::Config::local();
+    o.name = std::string(name);
+    o.key.fill(7);
+    o.seed = name[0];
+    return o;
+  };
+  SwimHost a(io, opts("a"), nullptr), b(io, opts("b"), nullptr);
+  int adopted = 0;
+  a.transport().set_foreign_stream_handler([&](asio::ip::tcp::socket) { ++adopted; });
+  a.start();
+  b.start();
+  const std::string seeds[] = {a.addr()};
+  b.join(seeds);
+  // The join's push/pull goes over a's shared TCP port and still succeeds.
+  REQUIRE(run_until(
+      loop, [&] { return a.swim().num_live() == 2 && b.swim().num_live() == 2; }, 10000ms));
+  auto rpc = dial(loop, a.transport().port(), "DOGRPC");
+  REQUIRE(run_until(loop, [&] { return adopted == 1; }, 5000ms));
+  CHECK(a.transport().stats().tcp_frames_received >= 1);
+}
