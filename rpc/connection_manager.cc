@@ -254,31 +254,54 @@ uint16_t ConnectionManager::listen(asio::ip::tcp::endpoint endpoint) {
 void ConnectionManager::accept_loop() {
   acceptor_->async_accept([this, alive = alive_](std::error_code ec, asio::ip::tcp::socket s) {
     if (!*alive || ec == asio::error::operation_aborted) return;
-    if (!ec && pending_handshakes_ >= config_.max_pending_handshakes) {
-      ++stats_.refused_handshakes;
-      std::error_code ignored;
-      s.close(ignored);
-    } else if (!ec) {
-      ++stats_.accepted;
-      ++pending_handshakes_;
-      auto hs = secure_accept(node::wrap_socket(std::move(s)), keyring_, config_.node_name,
-                              loop_.timer(), config_.channel, stats_.channel, replay_window_)
-                    .attach(kj::defer([this, alive] {
-                      if (*alive) --pending_handshakes_;
-                    }));
-      tasks_->add(hs.then([this](SecureSession session) {
-        std::string name = session.peer_name;
-        Connection& c = adopt(kj::mv(session), Side::SERVER);
-        Peer& p = peer_entry(name);
-        if (p.dead) {
-          dropped(&c);
-          return;
-        }
-        settle(p, c);
+    if (ec) {
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays in the backlog, so an
+      // immediate retry fails the same way and spins the loop. Pause, then accept again.
+      ++stats_.accept_errors;
+      tasks_->add(loop_.timer().afterDelay(config_.accept_retry_delay).then([this, alive] {
+        if (*alive && acceptor_ && acceptor_->is_open()) accept_loop();
       }));
+      return;
     }
+    accept(std::move(s));
     accept_loop();
   });
+}
+
+void ConnectionManager::accept(asio::ip::tcp::socket socket) {
+  if (!*alive_) return;
+  ++stats_.accepted;
+  // At the cap, the oldest pending handshake goes: a flood of silent connections then costs
+  // the attacker its own slots, while a real dial (which answers within a round trip) still
+  // gets through.
+  while (!pending_.empty() && pending_.size() >= config_.max_pending_handshakes) {
+    auto oldest = pending_.begin();
+    auto evict = kj::mv(oldest->second);
+    pending_.erase(oldest);
+    ++stats_.evicted_handshakes;
+    evict->fulfill();
+  }
+  const uint64_t id = ++next_handshake_id_;
+  auto evicted = kj::newPromiseAndFulfiller<void>();
+  pending_.emplace(id, kj::mv(evicted.fulfiller));
+  auto hs = secure_accept(node::wrap_socket(std::move(socket)), keyring_, config_.node_name,
+                          loop_.timer(), config_.channel, stats_.channel, replay_window_)
+                .exclusiveJoin(evicted.promise.then([]() -> kj::Promise<SecureSession> {
+                  return KJ_EXCEPTION(DISCONNECTED, "dog-rpc: handshake evicted by newer ones");
+                }))
+                .attach(kj::defer([this, alive = alive_, id] {
+                  if (*alive) pending_.erase(id);
+                }));
+  tasks_->add(hs.then([this](SecureSession session) {
+    std::string name = session.peer_name;
+    Connection& c = adopt(kj::mv(session), Side::SERVER);
+    Peer& p = peer_entry(name);
+    if (p.dead) {
+      dropped(&c);
+      return;
+    }
+    settle(p, c);
+  }));
 }
 
 size_t ConnectionManager::connection_count() const { return conns_.size(); }

@@ -62,9 +62,12 @@ struct ManagerConfig {
   // A duplicate connection to a peer (simultaneous dials) takes no new calls and is closed
   // after this, so calls already on it can finish. Default: 10 s.
   kj::Duration retire_grace = 10 * kj::SECONDS;
-  // Inbound connections still in the handshake at once; beyond it, new ones are closed at
-  // accept (each pending one is bounded by channel.handshake_timeout). Default: 256.
+  // Inbound connections still in the handshake at once; a new one beyond it evicts the oldest
+  // pending one (each is also bounded by channel.handshake_timeout). Default: 256.
   uint32_t max_pending_handshakes = 256;
+  // After accept() fails (EMFILE, ENFILE, ENOBUFS...), the listener waits this long before
+  // accepting again instead of spinning. Default: 100 ms.
+  kj::Duration accept_retry_delay = 100 * kj::MILLISECONDS;
 };
 
 struct ManagerStats {
@@ -77,7 +80,8 @@ struct ManagerStats {
   uint64_t refused_backoff = 0;
   uint64_t deadlines = 0;
   uint64_t retired = 0;  // duplicate connections retired by the one-per-pair rule
-  uint64_t refused_handshakes = 0;  // inbound connections closed: too many handshakes pending
+  uint64_t evicted_handshakes = 0;  // pending inbound handshakes closed to admit newer ones
+  uint64_t accept_errors = 0;       // failed accept() calls on the listener (EMFILE...)
   ChannelStats channel;  // handshake and frame rejections
 };
 
@@ -97,8 +101,16 @@ class ConnectionManager {
   void mark_dead(const std::string& peer);
   void mark_alive(const std::string& peer);
 
-  // Accepts peers on `endpoint` (port 0 picks one). Returns the bound port.
+  // Accepts peers on `endpoint` (port 0 picks one). Returns the bound port. Optional: a node
+  // whose cluster port is owned by another transport hands connections over with accept().
   uint16_t listen(asio::ip::tcp::endpoint endpoint);
+
+  // Takes over an inbound TCP connection accepted elsewhere (the cluster port's demultiplexer)
+  // and runs the same path as listen()'s acceptor: the pending-handshake cap, the `accepted`
+  // counter, the responder handshake, then adoption. The socket must be positioned at the
+  // first byte of the peer's Hello1 (demultiplex by peeking, not reading), and must belong to
+  // this manager's Loop. Never throws; a bad peer is counted in stats().channel.
+  void accept(asio::ip::tcp::socket socket);
 
   template <typename Fn>
   kj::PromiseForResult<Fn, wire::Node::Client> call(const std::string& peer,
@@ -166,7 +178,9 @@ class ConnectionManager {
   HandshakeReplayWindow replay_window_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
   std::map<Connection*, kj::Own<Connection>> conns_;
-  uint32_t pending_handshakes_ = 0;
+  // Inbound handshakes in progress, oldest first; fulfilling one evicts it.
+  std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> pending_;
+  uint64_t next_handshake_id_ = 0;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   class ErrorSink;

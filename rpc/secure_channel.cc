@@ -311,8 +311,12 @@ class FramedStream final : public kj::AsyncIoStream {
 struct Handshake {
   Handshake(kj::Own<kj::AsyncIoStream> s, const Keyring& k, std::string name, ChannelConfig c,
             ChannelStats& st)
-      : inner(kj::mv(s)), keyring(k), my_name(kj::mv(name)), config(c), stats(st) {
+      : inner(kj::mv(s)), keyring(k), my_name(kj::mv(name)), config(c), stats(st) {}
+  // The initiator makes its keypair before Hello1; the responder only once a Hello1 has
+  // passed its checks, so a connection that sends nothing costs no key generation.
+  void make_keypair() {
     crypto_kx_keypair(pk, sk);
+    ++stats.keypairs;
   }
   ~Handshake() { sodium_memzero(sk, sizeof sk); }
 
@@ -321,8 +325,8 @@ struct Handshake {
   std::string my_name;
   ChannelConfig config;
   ChannelStats& stats;
-  uint8_t pk[crypto_kx_PUBLICKEYBYTES];
-  uint8_t sk[crypto_kx_SECRETKEYBYTES];
+  uint8_t pk[crypto_kx_PUBLICKEYBYTES] = {};
+  uint8_t sk[crypto_kx_SECRETKEYBYTES] = {};
   Bytes h1, h2, h3;
   std::string peer_name;
   Cipher cipher = Cipher::kChaCha20Poly1305;
@@ -423,6 +427,7 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
                                           ChannelConfig config, ChannelStats& stats) {
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
+  h.make_keypair();
   h.h1.assign(kMagic, kMagic + 8);
   h.h1[7] = h.config.offer_aes_gcm && aes_available() ? 1 : 0;  // cipher offer
   h.h1.insert(h.h1.end(), h.pk, h.pk + sizeof h.pk);
@@ -483,6 +488,7 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                    auto name = get_name(h.h1.data() + 72);
                    if (!name) kj::throwFatalException(reject("bad name"));
                    h.peer_name = *name;
+                   h.make_keypair();
                    h.h2.assign(h.pk, h.pk + sizeof h.pk);
                    h.h2.resize(64);
                    randombytes_buf(h.h2.data() + 32, 32);

@@ -70,6 +70,7 @@ struct ChannelConfig {
 // Counters for everything a peer did wrong. Owned by the caller; must outlive the streams.
 struct ChannelStats {
   uint64_t handshakes_ok = 0;
+  uint64_t keypairs = 0;     // X25519 keypairs made (responder: only after a valid Hello1)
   uint64_t aes_gcm_sessions = 0;  // of handshakes_ok, how many chose AES-256-GCM
   uint64_t bad_mac = 0;      // handshake tag that no installed key opens (wrong cluster key)
   uint64_t replayed = 0;     // Hello1 nonce seen before

@@ -138,14 +138,15 @@ inline bool wait_until(node::Loop& loop, const std::function<bool()>& done, int 
 
 // One test node: keyring, host state, manager, listening on loopback.
 struct TestPeer {
+  // `listen` false: no acceptor; connections arrive through manager->accept().
   TestPeer(node::Loop& loop, std::string name, const membership::Keyring::Key& key,
-           ManagerConfig config = {}, uint64_t seed = 7)
+           ManagerConfig config = {}, uint64_t seed = 7, bool listen = true)
       : keyring(key), rng(seed) {
     state.name = name;
     config.node_name = name;
     manager = std::make_unique<ConnectionManager>(loop, keyring, config,
                                                   make_test_node(state, loop.timer()), rng);
-    port = manager->listen(loopback(0));
+    if (listen) port = manager->listen(loopback(0));
   }
   membership::Keyring keyring;
   membership::Rng rng;

@@ -388,22 +388,66 @@ TEST_CASE("rpc manager: a call promise may outlive its manager and then fails", 
   CHECK(e != nullptr);
 }
 
-TEST_CASE("rpc manager: connections beyond the pending-handshake cap are closed at accept", "[rpc][manager]") {
+TEST_CASE("rpc manager: silent connections beyond the handshake cap evict the oldest, not real dials", "[rpc][manager]") {
   Loop loop;
   ManagerConfig cap;
-  cap.max_pending_handshakes = 1;
+  cap.max_pending_handshakes = 2;
   TestPeer a(loop, "a", key_from(1)), b(loop, "b", key_from(1), cap);
   a.manager->add_peer("b", loopback(b.port));
-  // A silent client holds the only handshake slot.
-  auto silent = dog::node::connect_stream(loop.io(), loopback(b.port)).wait(loop.wait_scope());
-  REQUIRE(wait_until(loop, [&] { return b.manager->stats().accepted == 1; }));
-  CHECK(error_of(loop, deliver(*a.manager, target_of(1), echo("x"), always("b"), 2 * kj::SECONDS)) ==
+  // Five silent clients: more than the cap, none of them says a word.
+  std::vector<kj::Own<kj::AsyncIoStream>> silent;
+  for (int i = 0; i < 5; ++i) {
+    silent.push_back(dog::node::connect_stream(loop.io(), loopback(b.port)).wait(loop.wait_scope()));
+  }
+  REQUIRE(wait_until(loop, [&] { return b.manager->stats().accepted == 5; }));
+  CHECK(b.manager->stats().evicted_handshakes == 3);
+  // No keypair is made for a connection that has not sent a byte.
+  CHECK(b.manager->stats().channel.keypairs == 0);
+  // A real dial still gets in at once: it evicts the oldest silent one instead of being refused.
+  auto ok = deliver(*a.manager, target_of(1), echo("in"), always("b"), 2 * kj::SECONDS).wait(loop.wait_scope());
+  CHECK(ok.body == "echo:in");
+  CHECK(b.manager->stats().evicted_handshakes == 4);
+  CHECK(a.manager->stats().dial_failures == 0);
+  // An evicted client sees its connection closed.
+  char c;
+  CHECK(silent[0]->tryRead(&c, 1, 1).wait(loop.wait_scope()) == 0);
+}
+
+TEST_CASE("rpc manager: accept() takes over a connection accepted by another transport", "[rpc][manager]") {
+  Loop loop;
+  auto key = key_from(1);
+  TestPeer a(loop, "a", key);
+  TestPeer b(loop, "b", key, {}, 7, /*listen=*/false);
+  // The shared cluster port: someone else owns the acceptor and hands RPC connections over.
+  asio::ip::tcp::acceptor shared(loop.io(), loopback(0));
+  int handed = 0;
+  std::function<void()> accept_one = [&] {
+    shared.async_accept([&](std::error_code ec, asio::ip::tcp::socket s) {
+      if (ec) return;
+      ++handed;
+      b.manager->accept(std::move(s));
+      accept_one();
+    });
+  };
+  accept_one();
+  a.manager->add_peer("b", loopback(shared.local_endpoint().port()));
+  auto out = deliver(*a.manager, target_of(1), echo("shared"), always("b"), 2 * kj::SECONDS)
+                 .wait(loop.wait_scope());
+  CHECK(out.body == "echo:shared");
+  CHECK(handed == 1);
+  CHECK(b.manager->stats().accepted == 1);
+  CHECK(b.manager->stats().channel.handshakes_ok == 1);
+  // The handed-over connection is adopted like a listened one: b calls a back over it.
+  REQUIRE(wait_until(loop, [&] { return b.manager->connected("a"); }));
+  auto back = deliver(*b.manager, target_of(2), echo("back"), always("a"), 2 * kj::SECONDS)
+                  .wait(loop.wait_scope());
+  CHECK(back.body == "echo:back");
+  CHECK(b.manager->stats().dials == 0);
+  // The cap and the handshake checks apply too: a peer without the key is refused and counted.
+  TestPeer stranger(loop, "x", key_from(2));
+  stranger.manager->add_peer("b", loopback(shared.local_endpoint().port()));
+  CHECK(error_of(loop, deliver(*stranger.manager, target_of(1), echo("x"), always("b"), 2 * kj::SECONDS)) ==
         ErrorKind::kDisconnected);
-  CHECK(b.manager->stats().refused_handshakes == 1);
-  // The slot frees when the silent client goes away; after the backoff, a's dial succeeds.
-  silent = nullptr;
-  REQUIRE(wait_until(loop, [&] { return b.manager->stats().channel.truncated == 1; }));
-  loop.timer().afterDelay(a.manager->backoff_remaining("b") + 1 * kj::MILLISECONDS).wait(loop.wait_scope());
-  auto ok = deliver(*a.manager, target_of(1), echo("later"), always("b"), 2 * kj::SECONDS).wait(loop.wait_scope());
-  CHECK(ok.body == "echo:later");
+  CHECK(wait_until(loop, [&] { return b.manager->stats().channel.bad_mac == 1; }));
+  CHECK(b.manager->stats().accepted == 2);
 }
