@@ -46,6 +46,8 @@ class AsioStream final : public kj::AsyncIoStream {
   }
 
   kj::Promise<void> write(const void* buffer, size_t size) override {
+    // `piece` lives on this frame only: write_pieces never keeps the piece array past its
+    // synchronous part.
     kj::ArrayPtr<const kj::byte> piece(static_cast<const kj::byte*>(buffer), size);
     return write_pieces(kj::arrayPtr(&piece, 1));
   }
@@ -110,8 +112,12 @@ class AsioStream final : public kj::AsyncIoStream {
     return done;
   }
 
+  // Writes every byte of `pieces`. KJ keeps the bytes alive until the promise resolves, but not
+  // necessarily the piece array (the single-buffer write() builds it on its own stack frame), so
+  // whenever this must wait for the socket it continues from a heap copy of the piece list that
+  // is attached to the promise. The copy is made only on the slow path (EAGAIN or a partial
+  // write); an idle socket takes the whole list in one writev with no allocation.
   kj::Promise<void> write_pieces(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) {
-    // Gather as many pieces as fit one writev; loop until everything is written.
     constexpr size_t kMaxIov = 64;
     while (pieces.size() > 0) {
       asio::const_buffer bufs[kMaxIov];
@@ -119,24 +125,23 @@ class AsioStream final : public kj::AsyncIoStream {
       for (; n < pieces.size() && n < kMaxIov; ++n) bufs[n] = asio::buffer(pieces[n].begin(), pieces[n].size());
       std::error_code ec;
       size_t written = socket_.write_some(std::span<const asio::const_buffer>(bufs, n), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        return wait_ready(socket_, asio::socket_base::wait_write, alive_).then([this, pieces]() {
-          return write_pieces(pieces);
-        });
-      }
-      if (ec) return disconnected(ec);
-      // Skip fully written pieces; a partially written one continues from a heap copy of the
-      // remaining piece list (KJ keeps `pieces` alive until the promise resolves).
+      if (ec == asio::error::would_block || ec == asio::error::try_again) written = 0;
+      else if (ec) return disconnected(ec);
+      // Skip fully written pieces.
       while (pieces.size() > 0 && written >= pieces[0].size()) {
         written -= pieces[0].size();
         pieces = pieces.slice(1, pieces.size());
       }
-      if (written > 0) {
+      if (pieces.size() == 0) break;
+      if (written > 0 || ec) {
+        // Short write or full socket: keep what is left in memory we own, wait, continue.
         auto rest = kj::heapArray<kj::ArrayPtr<const kj::byte>>(pieces.size());
         for (size_t i = 0; i < pieces.size(); ++i) rest[i] = pieces[i];
         rest[0] = rest[0].slice(written, rest[0].size());
         auto view = rest.asPtr();
-        return write_pieces(view).attach(kj::mv(rest));
+        return wait_ready(socket_, asio::socket_base::wait_write, alive_)
+            .then([this, view]() { return write_pieces(view); })
+            .attach(kj::mv(rest));
       }
     }
     return kj::READY_NOW;

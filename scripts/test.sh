@@ -16,7 +16,7 @@ layers="-DDOG_WITH_ROUTING=ON -DDOG_WITH_MEMBERSHIP=ON"  # the full suite, whate
 if [[ $mode == sanitize ]]; then
   dir=build-asan
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DDOG_SANITIZE=ON $layers >/dev/null
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
   dir=build
