@@ -57,7 +57,9 @@ struct Request {
   bool is_websocket_upgrade() const;
 };
 
-// Events of one accepted WebSocket, delivered on the loop that owns it, one at a time.
+// Events of one accepted WebSocket, delivered on the loop that owns it, one at a time. The
+// server holds a strong reference to the handler for the whole of each call, so a hook may
+// close or overflow its own socket (which lets the session drop the handler) and keep running.
 class WebSocketHandler {
  public:
   virtual ~WebSocketHandler() = default;

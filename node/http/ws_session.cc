@@ -32,8 +32,11 @@ void WsSession::start(std::string_view leftover) {
   auto self = shared_from_this();
   std::error_code nb;
   socket_.non_blocking(true, nb);  // once: flush() writes directly and must never block
+  // Hooks run on a strong reference of their own: a send() inside a hook that overflows the cap
+  // tears the session down (finish() drops handler_), and the hook must not be freed mid-call.
+  auto handler = handler_;
   try {
-    handler_->on_open(self);
+    handler->on_open(self);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dog: websocket on_open threw: %s\n", e.what());
     return abort(ws::close_code::kInternalError, "internal error");
@@ -68,8 +71,9 @@ void WsSession::read() {
 
 void WsSession::on_message(std::string_view payload, bool text) {
   if (state_ != State::kOpen || !handler_) return;  // closing: drop data, keep reading for the close frame
+  auto handler = handler_;  // strong for the whole call, as in start()
   try {
-    handler_->on_message(shared_from_this(), payload, text);
+    handler->on_message(shared_from_this(), payload, text);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dog: websocket on_message threw: %s\n", e.what());
     send_close(ws::close_code::kInternalError, "internal error");
@@ -248,8 +252,9 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
   wbuf_off_ = 0;
   if (!notified_) {
     notified_ = true;
+    auto handler = handler_;
     try {
-      handler_->on_close(shared_from_this(), code, reason);
+      if (handler) handler->on_close(shared_from_this(), code, reason);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "dog: websocket on_close threw: %s\n", e.what());
     }

@@ -193,6 +193,61 @@ TEST_CASE("a peer that never reads is dropped at the send-queue cap, memory stay
   CHECK(echo->close_codes[0] == 1006);
 }
 
+TEST_CASE("a hook whose send overflows the cap survives its own socket's teardown", "[ws][lifetime]") {
+  // The session is the handler's only owner; an overflowing send() inside on_open/on_message
+  // closes the session, which drops its handler. The hook must still be able to touch its own
+  // members afterwards (ASan reports a heap-use-after-free if the session let go mid-call).
+  struct Record {
+    int after_open = 0, after_message = 0;
+    std::vector<int> close_codes;
+  };
+  struct Overflower : dog::http::WebSocketHandler {
+    std::shared_ptr<Record> rec;
+    bool in_open;
+    std::string note = "still mine";
+    Overflower(std::shared_ptr<Record> r, bool open) : rec(std::move(r)), in_open(open) {}
+    void flood(const std::shared_ptr<WebSocket>& s) {
+      std::string kib64(64 << 10, 'o');
+      for (int i = 0; i < 1000 && s->send(kib64); ++i) {}
+    }
+    void on_open(const std::shared_ptr<WebSocket>& s) override {
+      if (!in_open) return;
+      flood(s);
+      note += "!";  // touches this handler after the overflow
+      rec->after_open++;
+    }
+    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view, bool) override {
+      flood(s);
+      note += "!";
+      rec->after_message++;
+    }
+    void on_close(const std::shared_ptr<WebSocket>&, uint16_t code, std::string_view) override {
+      rec->close_codes.push_back(code);
+    }
+  };
+  Loop loop;
+  auto rec = std::make_shared<Record>();
+  HttpServer server(loop, HttpConfig::testing(), [rec](Request& req) -> asio::awaitable<Response> {
+    co_return Response::accept_websocket(std::make_shared<Overflower>(rec, req.path() == "/open"));
+  });
+  bool open_dropped = false, message_dropped = false;
+  with_server(loop, server, [&](uint16_t port) {
+    {
+      WsClient c(port, "/open");
+      open_dropped = c.upgraded() && c.closed_by_server();
+    }
+    WsClient c(port, "/message");
+    c.send(ws::Opcode::kText, "go");
+    message_dropped = c.upgraded() && c.closed_by_server();
+  });
+  CHECK(open_dropped);
+  CHECK(message_dropped);
+  CHECK(rec->after_open == 1);
+  CHECK(rec->after_message == 1);
+  CHECK(rec->close_codes == std::vector<int>{1006, 1006});
+  CHECK(server.stats().ws_overflow_drops == 2);
+}
+
 TEST_CASE("a throwing message hook closes that socket with 1011, not the node", "[ws]") {
   Loop loop;
   auto echo = std::make_shared<Echo>();
