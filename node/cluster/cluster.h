@@ -20,6 +20,7 @@
 //   bind, bad key file); a join that no seed answers within `join_timeout` rejects joined().
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <kj/async.h>
@@ -39,10 +41,26 @@
 
 namespace dog::node::cluster {
 
-// A failure at start-up, with a message for the operator (no stack trace, one line).
+// A failure at start-up, with a message for the operator (no stack trace, one line). `kind()`
+// is the typed reason (tests and callers branch on it, never on the text).
 class ClusterError : public std::runtime_error {
  public:
+  enum class Kind {
+    kOther,
+    kBadOption,        // a flag's value is malformed or a required flag is missing
+    kKeyUnreadable,    // the key file cannot be opened/read, or exceeds kMaxKeyFileBytes
+    kKeyNotBase64,     // a line is not base64
+    kKeyWrongLength,   // a line decodes to something other than 32 bytes
+    kKeyEmpty,         // the file holds no key
+    kCannotBind,       // the cluster port cannot be bound
+    kJoinTimeout,      // no seed answered within join_timeout
+  };
   using std::runtime_error::runtime_error;
+  ClusterError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_ = Kind::kOther;
 };
 
 struct ClusterOptions {
@@ -80,14 +98,19 @@ class Cluster {
   Cluster& operator=(const Cluster&) = delete;
 
   // Binds the cluster port, starts SWIM, begins joining the seeds. Throws ClusterError.
+  // Every query below REQUIRES start() to have returned.
   void start();
-  // Resolves once a seed answered (at once without seeds); rejects after join_timeout.
+  // Resolves once a seed answered (at once without seeds, or when every seed is this node's own
+  // address); rejects after join_timeout with a kj::Exception (FAILED) whose description is one
+  // operator line (ClusterError::Kind::kJoinTimeout is the only cause). May be called again.
   kj::Promise<void> joined();
   // Graceful leave; `done` runs once the leave has propagated (or at `deadline`).
   void leave(std::chrono::milliseconds deadline, std::function<void()> done);
 
   const std::string& self() const;
   uint64_t session() const;
+  // The cluster address peers reach this node at (IP:PORT, --advertise or the bound address).
+  const std::string& address() const;
   // The owner of `id` under the current view.
   std::string owner(const routing::ObjectId& id) const;
   const routing::RoutingTable& table() const;
@@ -110,8 +133,12 @@ class Cluster {
 };
 
 // Key files: one base64 key of 32 bytes per line (blank lines and '#' comments ignored); the
-// first encrypts, all decrypt. Throws ClusterError naming the file and line.
+// first encrypts, all decrypt. Throws ClusterError naming the file and line. Files larger than
+// kMaxKeyFileBytes are refused before they are read.
+inline constexpr size_t kMaxKeyFileBytes = 64 * 1024;
 std::vector<std::array<uint8_t, 32>> read_key_file(const std::string& path);
+// The same rules over the file's text; `path` only names the file in error messages.
+std::vector<std::array<uint8_t, 32>> parse_key_text(std::string_view text, const std::string& path);
 // A new random key, base64, for `APP keygen`.
 std::string generate_key();
 

@@ -2,9 +2,15 @@
 #include <CLI/CLI.hpp>
 #include <asio/signal_set.hpp>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 
 #include "node/http/server.h"
 #include "node/runtime/runtime.h"
+#ifdef DOG_WITH_CLUSTER
+#include "node/cluster/cluster.h"
+#include "node/cluster/options.h"
+#endif
 
 namespace dog {
 
@@ -14,7 +20,23 @@ struct App::Impl {
   int64_t max_body_kib = 1024;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Group>()>>> groups;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Replica>()>>> replicas;
+#ifdef DOG_WITH_CLUSTER
+  node::cluster::ClusterFlags cluster;  // --bind, --join, ... and `keygen` (node/cluster/options.h)
+#endif
 };
+
+#ifdef DOG_WITH_CLUSTER
+namespace {
+// SEAM (issue 11): the wire::Node this node serves to its peers. The runtime will provide it
+// (`make_node_service(Runtime&)` in node/runtime/runtime.h); until then every peer call to this
+// node fails with UNIMPLEMENTED.
+rpc::wire::Node::Client node_service_for(Runtime&) {
+  return rpc::wire::Node::Client(kj::Exception(kj::Exception::Type::UNIMPLEMENTED, __FILE__,
+                                               __LINE__,
+                                               kj::heapString("dog: node service not wired yet")));
+}
+}  // namespace
+#endif
 
 App::App() : impl_(std::make_unique<Impl>()) {
   impl_->cli.add_option("--http", impl_->http, "HOST:PORT to serve HTTP and WebSockets on")
@@ -22,6 +44,9 @@ App::App() : impl_(std::make_unique<Impl>()) {
   impl_->cli.add_option("--max-body-kib", impl_->max_body_kib, "largest request body accepted, KiB")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+#ifdef DOG_WITH_CLUSTER
+  node::cluster::add_cluster_flags(impl_->cli, impl_->cluster);
+#endif
 }
 
 App::~App() = default;
@@ -37,11 +62,28 @@ void App::add_replica(std::string binding, std::function<std::shared_ptr<Replica
 }
 
 int App::run(int argc, char** argv) {
+#ifdef DOG_WITH_CLUSTER
+  node::cluster::add_env_names(impl_->cli);  // every flag also reads DOG_<NAME>
+#endif
   try {
     impl_->cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return impl_->cli.exit(e);
   }
+#ifdef DOG_WITH_CLUSTER
+  if (node::cluster::keygen_requested(impl_->cluster)) {
+    std::printf("%s\n", node::cluster::generate_key().c_str());
+    return 0;
+  }
+  std::optional<node::cluster::ClusterOptions> cluster_options;
+  try {
+    const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "APP";
+    cluster_options = node::cluster::cluster_options_from(impl_->cluster, impl_->http, program);
+  } catch (const node::cluster::ClusterError& e) {
+    std::fprintf(stderr, "dog: %s\n", e.what());
+    return 2;
+  }
+#endif
   if (!fetch_) {
     std::fprintf(stderr, "dog: no request handler set (call app.fetch(...) before run)\n");
     return 2;
@@ -58,6 +100,24 @@ int App::run(int argc, char** argv) {
   Runtime runtime(loop, config);
   for (auto& [name, make] : impl_->groups) runtime.add_group(name, make);
   for (auto& [name, make] : impl_->replicas) runtime.add_replica(name, make);
+#ifdef DOG_WITH_CLUSTER
+  // Joins before serving: a node that cannot bind, read its key or join exits with one line.
+  std::unique_ptr<node::cluster::Cluster> cluster;
+  if (cluster_options) {
+    cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options,
+                                                       node_service_for(runtime), nullptr);
+    try {
+      cluster->start();
+      cluster->joined().wait(loop.wait_scope());
+    } catch (const node::cluster::ClusterError& e) {
+      std::fprintf(stderr, "dog: %s\n", e.what());
+      return 1;
+    } catch (const kj::Exception& e) {
+      std::fprintf(stderr, "dog: %s\n", e.getDescription().cStr());
+      return 1;
+    }
+  }
+#endif
 
   auto http_config = node::HttpConfig::defaults();
   http_config.max_body_bytes = static_cast<size_t>(impl_->max_body_kib) << 10;
@@ -85,7 +145,12 @@ int App::run(int argc, char** argv) {
   signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
     std::fprintf(stderr, "dog: shutting down\n");
-    server.shutdown(std::chrono::seconds(5), [&] { loop.stop(); });
+    server.shutdown(std::chrono::seconds(5), [&] {
+#ifdef DOG_WITH_CLUSTER
+      if (cluster) return cluster->leave(std::chrono::seconds(2), [&] { loop.stop(); });
+#endif
+      loop.stop();
+    });
   });
   std::fprintf(stderr, "dog: serving on http://%s\n", impl_->http.c_str());
   loop.run();

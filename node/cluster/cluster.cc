@@ -1,0 +1,407 @@
+// Cluster (cluster.h): SwimHost + ConnectionManager + RoutingTable on one loop.
+//
+// Flow of a membership event: Swim calls on_member_event() synchronously inside a packet or
+// timer handler; we copy it into `pending_` and post ONE drain to the loop. The drain applies the
+// batch to the RPC peers (add_peer / mark_dead / mark_alive), rebuilds the routing table from the
+// Swim snapshot, settles joined(), and only then tells the Listener. So listeners always run
+// from a fresh turn, after the table is current, and may call back into the Cluster.
+#include "node/cluster/cluster.h"
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <system_error>
+
+#include <kj/debug.h>
+
+#include "node/cluster/addr.h"
+#include "node/cluster/compat.h"
+#include "node/cluster/join.h"
+#include "node/swim/swim_host.h"
+
+namespace dog::node::cluster {
+
+using membership::EventKind;
+using membership::MemberInfo;
+using membership::MemberState;
+using Kind = ClusterError::Kind;
+
+namespace {
+
+membership::Config preset_config(const std::string& p) {
+  if (p == "lan") return membership::Config::lan();
+  if (p == "wan") return membership::Config::wan();
+  if (p == "local") return membership::Config::local();
+  throw ClusterError(Kind::kBadOption, "--preset " + p + ": want lan, wan or local");
+}
+
+bool live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
+
+double weight_of(const membership::Meta& m) {
+  return std::clamp<double>(m.capacity == 0 ? 1 : m.capacity, 1, routing::kMaxWeight);
+}
+
+uint64_t os_seed() {
+  uint64_t s = 0;
+  randombytes_buf(&s, sizeof s);
+  return s | 1;
+}
+
+}  // namespace
+
+struct Cluster::Impl final : membership::EventSink {
+  struct Peer {
+    uint64_t session = 0;
+    MemberState state = MemberState::kDead;
+    uint32_t load = 0;
+  };
+  struct Pending {
+    EventKind kind;
+    MemberInfo info;
+  };
+
+  Impl(Loop& l, ClusterOptions o, rpc::wire::Node::Client node, Listener* lis)
+      : loop(l),
+        opts(std::move(o)),
+        local(kj::mv(node)),
+        listener(lis),
+        io(l.io()),
+        rng(opts.seed ? opts.seed : os_seed()),
+        publish_timer(l.io()),
+        leave_timer(l.io()) {}
+
+  ~Impl() noexcept override {
+    *alive = false;
+    join.reset();
+    if (host) {
+      host->transport().set_foreign_stream_handler(nullptr);
+      host->transport().set_receiver(nullptr);
+    }
+    rpc.reset();   // holds KJ promises and sockets; before the host and the keyring
+    host.reset();  // closes the cluster port (a crash for peers; leave() first to be graceful)
+  }
+
+  // --- start-up ---
+  void start();
+  void start_join();
+
+  // --- events ---
+  void on_member_event(const membership::Event& e) override;
+  void drain();
+  void apply(const Pending& p, std::vector<std::pair<std::string, uint64_t>>& gone);
+  bool rebuild();
+
+  // --- load ---
+  void publish_now();
+
+  Loop& loop;
+  ClusterOptions opts;
+  rpc::wire::Node::Client local;
+  Listener* listener;
+  swim::SwimIo io;
+  membership::Rng rng;
+  std::unique_ptr<membership::Keyring> rpc_keyring;
+  std::unique_ptr<swim::SwimHost> host;
+  std::unique_ptr<rpc::ConnectionManager> rpc;
+  std::unique_ptr<Joiner> join;
+  std::string name;
+  uint64_t session = 0;
+  membership::Meta meta;  // what we last handed to set_meta
+
+  std::optional<routing::RoutingTable> table;
+  uint64_t epoch = 0;
+  std::vector<std::string> live_names;  // sorted, self included
+  std::map<std::string, Peer> peers;    // every member we heard of, self excluded
+
+  std::deque<Pending> pending;
+  bool drain_posted = false;
+
+  uint32_t want_load = 0;
+  std::chrono::steady_clock::time_point last_publish{};
+  bool publish_armed = false;
+  asio::steady_timer publish_timer;
+  asio::steady_timer leave_timer;
+
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+};
+
+void Cluster::Impl::start() {
+  if (host) throw ClusterError(Kind::kOther, "cluster already started");
+  const auto keys = read_key_file(opts.key_file);
+  membership::Config config = preset_config(opts.preset);
+
+  std::string why;
+  auto bind = resolve_host_port(opts.bind, &why);
+  if (!bind) throw ClusterError(Kind::kBadOption, "--bind " + opts.bind + ": " + why);
+  std::string advertise;
+  if (!opts.advertise.empty()) {
+    auto a = resolve_host_port(opts.advertise, &why);
+    if (!a || a->port == 0)
+      throw ClusterError(Kind::kBadOption, "--advertise " + opts.advertise + ": " +
+                                               (a ? "port 0 cannot be dialled" : why));
+    advertise = swim::format_ip_port(a->ip, a->port);
+  } else if (bind->ip.is_unspecified()) {
+    throw ClusterError(Kind::kBadOption, "--bind " + opts.bind +
+                                             " listens on every interface: give --advertise "
+                                             "HOST:PORT, the address peers dial");
+  } else if (bind->port != 0) {
+    advertise = swim::format_ip_port(bind->ip, bind->port);
+  }
+  name = !opts.name.empty() ? opts.name : advertise;
+  if (name.empty())
+    throw ClusterError(Kind::kBadOption, "--bind with port 0 needs --name or --advertise");
+  if (name.size() > 64) throw ClusterError(Kind::kBadOption, "--name: at most 64 bytes");
+
+  swim::SwimHostOptions so;
+  so.config = config;
+  so.name = name;
+  so.bind_addr = swim::format_ip_port(bind->ip, bind->port);
+  so.advertise_addr = advertise;
+  so.key = keys[0];
+  so.extra_keys.assign(keys.begin() + 1, keys.end());
+  meta.rpc_addr = advertise;  // empty with port 0: peers then dial the member address
+  meta.http_addr = opts.http_addr;
+  meta.build_version = "dog 0.1.0";
+  so.meta = meta;
+  so.seed = rng.next() | 1;
+  try {
+    host = std::make_unique<swim::SwimHost>(io, so, this);
+  } catch (const std::system_error& e) {
+    throw ClusterError(Kind::kCannotBind, "cannot bind the cluster port " + so.bind_addr + ": " +
+                                              e.code().message());
+  } catch (const std::exception& e) {
+    throw ClusterError(Kind::kBadOption, std::string("cluster: ") + e.what());
+  }
+  session = host->swim().config().session_id;
+
+  rpc_keyring = std::make_unique<membership::Keyring>(keys[0]);
+  for (size_t i = 1; i < keys.size(); ++i) rpc_keyring->install(keys[i]);
+  rpc::ManagerConfig mc;
+  mc.node_name = name;
+  rpc = std::make_unique<rpc::ConnectionManager>(loop, *rpc_keyring, mc, local, rng);
+  // Port sharing: TCP connections that do not start like a SWIM frame are RPC.
+  host->transport().set_foreign_stream_handler([this, a = alive](asio::ip::tcp::socket s) {
+    if (*a && rpc) rpc->accept(std::move(s));
+  });
+  host->start();
+  rebuild();
+  std::fprintf(stderr, "dog: cluster node %s on %s (session %llu, preset %s)\n", name.c_str(),
+               host->addr().c_str(), static_cast<unsigned long long>(session),
+               opts.preset.c_str());
+  std::fprintf(stderr, "dog: cluster members 1\n");
+  start_join();
+}
+
+void Cluster::Impl::start_join() {
+  join = std::make_unique<Joiner>(loop.io(), opts.join, opts.join_timeout,
+                                  std::vector<std::string>{host->addr(), host->transport().local_addr()},
+                                  [this](std::span<const std::string> seeds) { host->join(seeds); },
+                                  [this] { return host->swim().num_live() > 1; });
+  join->start();
+}
+
+void Cluster::Impl::on_member_event(const membership::Event& e) {
+  pending.push_back(Pending{e.kind, *e.member});
+  if (drain_posted) return;
+  drain_posted = true;
+  asio::post(loop.io(), [this, a = alive] {
+    if (*a) drain();
+  });
+}
+
+void Cluster::Impl::apply(const Pending& p, std::vector<std::pair<std::string, uint64_t>>& gone) {
+  const MemberInfo& m = p.info;
+  if (m.name == name) return;  // our own metadata updates
+  Peer& peer = peers[m.name];
+  const bool was_live = live(peer.state);
+  const uint64_t s = compat::session_of(m);
+  switch (p.kind) {
+    case EventKind::kJoin:
+    case EventKind::kUpdate:
+    case EventKind::kAlive:
+    case EventKind::kSuspect: {
+      if (was_live && s != peer.session) {
+        // A restart under the same name: the old process and its objects are gone.
+        gone.emplace_back(m.name, peer.session);
+        rpc->mark_dead(m.name);
+      }
+      const std::string& ra = m.meta.rpc_addr.empty() ? m.addr : m.meta.rpc_addr;
+      if (auto ep = literal_endpoint(ra)) rpc->add_peer(m.name, *ep);
+      if (!was_live || s != peer.session || p.kind == EventKind::kAlive) rpc->mark_alive(m.name);
+      peer.session = s;
+      peer.state = p.kind == EventKind::kSuspect ? MemberState::kSuspect : MemberState::kAlive;
+      peer.load = compat::load_of(m.meta);
+      break;
+    }
+    case EventKind::kDead:
+    case EventKind::kLeave:
+      if (was_live) gone.emplace_back(m.name, peer.session);
+      rpc->mark_dead(m.name);
+      peer.state = p.kind == EventKind::kDead ? MemberState::kDead : MemberState::kLeft;
+      break;
+  }
+}
+
+// Rebuilds the table from the Swim snapshot; true if the member set or a weight changed.
+bool Cluster::Impl::rebuild() {
+  routing::View view;
+  std::vector<std::string> names;
+  bool self_seen = false;
+  for (const MemberInfo& m : host->swim().members()) {
+    if (!live(m.state) && m.name != name) continue;
+    self_seen |= m.name == name;
+    view.members.push_back(routing::Member{m.name, weight_of(m.meta)});
+    names.push_back(m.name);
+  }
+  if (!self_seen) {  // a node is always a member of its own view
+    view.members.push_back(routing::Member{name, weight_of(meta)});
+    names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<double> old_weights, new_weights;
+  if (table)
+    for (uint32_t i = 0; i < table->member_count(); ++i) old_weights.push_back(table->weight(i));
+  view.epoch = ++epoch;
+  auto built = routing::RoutingTable::build(view);
+  if (!built.table) {
+    std::fprintf(stderr, "dog: cluster view rejected (%s); keeping the previous one\n",
+                 built.message.c_str());
+    return false;
+  }
+  table = std::move(*built.table);
+  for (uint32_t i = 0; i < table->member_count(); ++i) new_weights.push_back(table->weight(i));
+  const bool changed = names != live_names || old_weights != new_weights;
+  live_names = std::move(names);
+  return changed;
+}
+
+void Cluster::Impl::drain() {
+  drain_posted = false;
+  std::deque<Pending> batch;
+  batch.swap(pending);
+  std::vector<std::pair<std::string, uint64_t>> gone;
+  for (const Pending& p : batch) apply(p, gone);
+  const size_t before = live_names.size();
+  const bool changed = rebuild() || !gone.empty();
+  if (changed && (live_names.size() != before || !gone.empty()))
+    std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
+  if (join) join->check();
+  if (!listener) return;
+  for (const auto& [node, s] : gone) listener->on_node_gone(node, s);
+  if (changed) listener->on_view_change();
+}
+
+void Cluster::Impl::publish_now() {
+  publish_armed = false;
+  if (!host || compat::load_of(meta) == want_load) return;
+  membership::Meta next = meta;
+  compat::set_load(next, want_load);
+  if (host->swim().set_meta(next)) meta = next;
+  last_publish = std::chrono::steady_clock::now();
+}
+
+// --- Cluster ---
+
+Cluster::Cluster(Loop& loop, ClusterOptions options, rpc::wire::Node::Client local,
+                 Listener* listener)
+    : impl_(std::make_unique<Impl>(loop, std::move(options), kj::mv(local), listener)) {}
+
+Cluster::~Cluster() = default;
+
+void Cluster::start() { impl_->start(); }
+
+kj::Promise<void> Cluster::joined() {
+  KJ_REQUIRE(impl_->join != nullptr, "Cluster::joined() before start()");
+  return impl_->join->done();
+}
+
+void Cluster::leave(std::chrono::milliseconds deadline, std::function<void()> done) {
+  Impl& d = *impl_;
+  if (d.join) d.join->stop();
+  if (!d.host) {
+    asio::post(d.loop.io(), std::move(done));
+    return;
+  }
+  d.host->leave();
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  auto poll = std::make_shared<std::function<void()>>();
+  *poll = [&d, a = d.alive, until, done = std::move(done), poll]() mutable {
+    if (!*a) return;
+    if (d.host->leave_done() || std::chrono::steady_clock::now() >= until) {
+      auto f = std::move(done);
+      *poll = nullptr;  // breaks the self-reference
+      if (f) f();
+      return;
+    }
+    d.leave_timer.expires_after(std::chrono::milliseconds(20));
+    d.leave_timer.async_wait([poll, a](std::error_code ec) {
+      if (!ec && *a && *poll) (*poll)();
+    });
+  };
+  asio::post(d.loop.io(), [poll] {
+    if (*poll) (*poll)();
+  });
+}
+
+const std::string& Cluster::self() const { return impl_->name; }
+uint64_t Cluster::session() const { return impl_->session; }
+const std::string& Cluster::address() const {
+  KJ_REQUIRE(impl_->host != nullptr, "Cluster::address() before start()");
+  return impl_->host->addr();
+}
+
+std::string Cluster::owner(const routing::ObjectId& id) const {
+  return std::string(table().owner(id).node_id);
+}
+
+const routing::RoutingTable& Cluster::table() const {
+  KJ_REQUIRE(impl_->table.has_value(), "Cluster used before start()");
+  return *impl_->table;
+}
+
+std::vector<std::string> Cluster::members() const { return impl_->live_names; }
+
+bool Cluster::is_member(const std::string& node) const {
+  return std::binary_search(impl_->live_names.begin(), impl_->live_names.end(), node);
+}
+
+std::optional<uint64_t> Cluster::session_of(const std::string& node) const {
+  if (node == impl_->name) return impl_->session;
+  auto it = impl_->peers.find(node);
+  if (it == impl_->peers.end() || !live(it->second.state)) return std::nullopt;
+  return it->second.session;
+}
+
+void Cluster::publish_load(uint32_t replicas) {
+  Impl& d = *impl_;
+  d.want_load = replicas;
+  if (!d.host || d.publish_armed || compat::load_of(d.meta) == replicas) return;
+  const auto next = d.last_publish + std::chrono::seconds(1);
+  if (std::chrono::steady_clock::now() >= next) {
+    d.publish_now();
+    return;
+  }
+  d.publish_armed = true;
+  d.publish_timer.expires_at(next);
+  d.publish_timer.async_wait([&d, a = d.alive](std::error_code ec) {
+    if (!ec && *a) d.publish_now();
+  });
+}
+
+uint32_t Cluster::load_of(const std::string& node) const {
+  if (node == impl_->name) return compat::load_of(impl_->meta);
+  auto it = impl_->peers.find(node);
+  return it == impl_->peers.end() ? 0 : it->second.load;
+}
+
+rpc::ConnectionManager& Cluster::rpc() {
+  KJ_REQUIRE(impl_->rpc != nullptr, "Cluster::rpc() before start()");
+  return *impl_->rpc;
+}
+
+}  // namespace dog::node::cluster
