@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <capnp/membrane.h>
 #include <kj/debug.h>
 
 #include "node/asio_stream.h"
@@ -10,28 +11,180 @@ namespace dog::rpc {
 
 using capnp::rpc::twoparty::Side;
 
+// Counts what uses a connection. Every capability that crosses the connection, in either
+// direction, and every call, response and call context on it is wrapped by Cap'n Proto's
+// membrane code, and each wrapper holds one reference to this policy (addRef). The two roots
+// (our Node served to the peer, the peer's Node) are wrapped while `rooting_` is set and not
+// counted, so in_use() == 0 means: no call in flight either way, no capability obtained over
+// the connection held by anyone. The policy outlives the connection while wrappers exist.
+class ConnectionManager::UsePolicy final : public capnp::MembranePolicy {
+ public:
+  static UsePolicy* create() { return new UsePolicy(); }
+
+  size_t in_use() const { return counted_; }
+
+  kj::Maybe<capnp::Capability::Client> inboundCall(uint64_t, uint16_t,
+                                                   capnp::Capability::Client) override {
+    return nullptr;
+  }
+  kj::Maybe<capnp::Capability::Client> outboundCall(uint64_t, uint16_t,
+                                                    capnp::Capability::Client) override {
+    return nullptr;
+  }
+  bool shouldResolveBeforeRedirecting() override { return false; }
+
+  kj::Own<capnp::MembranePolicy> addRef() override {
+    if (rooting_) {
+      ++roots_;
+      return kj::Own<capnp::MembranePolicy>(this, kRootDisposer);
+    }
+    ++counted_;
+    return kj::Own<capnp::MembranePolicy>(this, kCountedDisposer);
+  }
+
+  // `local` served to the peer, not counted.
+  capnp::Capability::Client root_export(capnp::Capability::Client local) {
+    rooting_ = true;
+    auto wrapped = capnp::membrane(kj::mv(local), addRef());
+    rooting_ = false;
+    return wrapped;
+  }
+  // The peer's settled bootstrap capability, seen from our side, not counted.
+  capnp::Capability::Client root_import(capnp::Capability::Client remote) {
+    rooting_ = true;
+    auto wrapped = capnp::reverseMembrane(kj::mv(remote), addRef());
+    rooting_ = false;
+    return wrapped;
+  }
+
+  // The connection lets go; the policy goes when the last wrapper does.
+  void release_owner() {
+    owned_ = false;
+    maybe_delete();
+  }
+
+ private:
+  struct Disposer final : public kj::Disposer {
+    explicit Disposer(bool root) : root(root) {}
+    void disposeImpl(void* pointer) const override {
+      auto* self = static_cast<UsePolicy*>(pointer);
+      if (root) --self->roots_;
+      else --self->counted_;
+      self->maybe_delete();
+    }
+    bool root;
+  };
+  static const Disposer kRootDisposer;
+  static const Disposer kCountedDisposer;
+
+  UsePolicy() = default;
+  void maybe_delete() {
+    if (!owned_ && roots_ == 0 && counted_ == 0) delete this;
+  }
+
+  bool owned_ = true;
+  bool rooting_ = false;
+  size_t roots_ = 0;
+  size_t counted_ = 0;
+};
+
+const ConnectionManager::UsePolicy::Disposer ConnectionManager::UsePolicy::kRootDisposer{true};
+const ConnectionManager::UsePolicy::Disposer ConnectionManager::UsePolicy::kCountedDisposer{false};
+
+// Sits between Cap'n Proto and the secure channel. Before each read (that is, before Cap'n
+// Proto takes in more work that may queue replies) it samples the connection's outgoing queue
+// and fails the read once more than `limit` bytes wait: the peer has stopped reading.
+class ConnectionManager::GatedStream final : public kj::AsyncIoStream {
+ public:
+  GatedStream(kj::AsyncIoStream& inner, size_t limit, ManagerStats& stats)
+      : inner_(inner), limit_(limit), stats_(stats) {}
+  void watch(capnp::TwoPartyVatNetwork& network) { network_ = &network; }
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    if (network_ != nullptr) {
+      const size_t queued = network_->getCurrentQueueSize();
+      stats_.queue_peak_bytes = std::max(stats_.queue_peak_bytes, queued);
+      if (queued > limit_) {
+        ++stats_.queue_overflows;
+        return disconnected("peer stopped reading: send queue over max_queued_bytes");
+      }
+    }
+    return inner_.tryRead(buffer, minBytes, maxBytes);
+  }
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    return inner_.write(buffer, size);
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    return inner_.write(pieces);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_.whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_.shutdownWrite(); }
+  void abortRead() override { inner_.abortRead(); }
+
+ private:
+  kj::AsyncIoStream& inner_;
+  size_t limit_;
+  ManagerStats& stats_;
+  capnp::TwoPartyVatNetwork* network_ = nullptr;
+};
+
 struct ConnectionManager::Connection {
-  Connection(SecureSession session, Side side, capnp::ReaderOptions options,
-             wire::Node::Client local, size_t flow_limit_words)
-      : stream(kj::mv(session.stream)),
+  Connection(uint64_t id, SecureSession session, Side side, capnp::ReaderOptions options,
+             wire::Node::Client local, size_t flow_limit_words, size_t max_queued,
+             ManagerStats& stats)
+      : id(id),
+        stream(kj::mv(session.stream)),
+        gate(*stream, max_queued, stats),
         peer(kj::mv(session.peer_name)),
         dialled(side == Side::CLIENT),
-        network(*stream, side, options),
-        rpc(capnp::makeRpcServer(network, kj::mv(local))) {
+        policy(UsePolicy::create()),
+        network(gate, side, options),
+        rpc(capnp::makeRpcServer(network, policy->root_export(kj::mv(local)))) {
+    gate.watch(network);
     rpc.setFlowLimit(flow_limit_words);
     capnp::MallocMessageBuilder msg(8);
     auto vat = msg.initRoot<capnp::rpc::twoparty::VatId>();
     vat.setSide(side == Side::CLIENT ? Side::SERVER : Side::CLIENT);
-    remote = rpc.bootstrap(vat).castAs<wire::Node>();
+    // The peer's Node is wrapped once it has settled, so the membrane never has to cache a
+    // resolution (which would count as a use forever). Calls made before wait for it.
+    bootstrap = rpc.bootstrap(vat);
+    ready = bootstrap.whenResolved()
+                .then([this] {
+                  kj::Own<capnp::ClientHook> hook = capnp::ClientHook::from(kj::cp(bootstrap));
+                  for (;;) {
+                    KJ_IF_MAYBE(next, hook->getResolved()) { hook = next->addRef(); }
+                    else break;
+                  }
+                  remote = policy->root_import(capnp::Capability::Client(kj::mv(hook)))
+                               .castAs<wire::Node>();
+                  bootstrap = nullptr;
+                  remote_ready = true;
+                })
+                .fork();
+  }
+  ~Connection() noexcept(false) {
+    ready = nullptr;
+    remote = nullptr;
+    bootstrap = nullptr;
   }
 
+  uint64_t id;
   kj::Own<kj::AsyncIoStream> stream;
+  GatedStream gate;
   std::string peer;
   bool dialled_by_me() const { return dialled; }
   bool dialled;
+  bool retiring = false;
+  struct PolicyRelease {
+    void operator()(UsePolicy* p) const { p->release_owner(); }
+  };
+  std::unique_ptr<UsePolicy, PolicyRelease> policy;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  capnp::Capability::Client bootstrap = nullptr;
   wire::Node::Client remote = nullptr;
+  bool remote_ready = false;
+  kj::ForkedPromise<void> ready = nullptr;
 };
 
 class ConnectionManager::ErrorSink final : public kj::TaskSet::ErrorHandler {
@@ -54,6 +207,7 @@ ConnectionManager::ConnectionManager(node::Loop& loop, const membership::Keyring
       tasks_(kj::heap<kj::TaskSet>(*error_sink_)) {
   KJ_REQUIRE(config_.node_name.size() <= detail::kNameBytes, "node name too long");
   KJ_REQUIRE(config_.backoff_initial > 0 * kj::SECONDS);
+  KJ_REQUIRE(config_.retire_poll > 0 * kj::SECONDS);
 }
 
 ConnectionManager::~ConnectionManager() {
@@ -63,11 +217,16 @@ ConnectionManager::~ConnectionManager() {
     acceptor_->close(ec);
   }
   tasks_ = nullptr;
+  pending_.clear();
   for (auto& [name, p] : peers_) {
     p->dialing = nullptr;
     p->canceler->cancel("connection manager destroyed");
   }
   conns_.clear();
+}
+
+void ConnectionManager::set_on_disconnect(std::function<void(const std::string& peer)> fn) {
+  on_disconnect_ = std::move(fn);
 }
 
 ConnectionManager::Peer& ConnectionManager::peer_entry(const std::string& peer) {
@@ -79,6 +238,12 @@ ConnectionManager::Peer& ConnectionManager::peer_entry(const std::string& peer) 
   return *slot;
 }
 
+ConnectionManager::Connection* ConnectionManager::find(uint64_t id) const {
+  if (id == 0) return nullptr;
+  auto it = conns_.find(id);
+  return it == conns_.end() ? nullptr : const_cast<Connection*>(it->second.get());
+}
+
 void ConnectionManager::add_peer(const std::string& peer, asio::ip::tcp::endpoint endpoint) {
   peer_entry(peer).endpoint = endpoint;
 }
@@ -88,17 +253,12 @@ void ConnectionManager::mark_dead(const std::string& peer) {
   p.dead = true;
   p.dialing = nullptr;
   p.canceler->cancel(peer_dead(peer));
-  if (p.conn != nullptr) {
-    Connection* c = p.conn;
-    p.conn = nullptr;
-    auto it = conns_.find(c);
-    if (it != conns_.end()) {
-      auto own = kj::mv(it->second);
-      conns_.erase(it);
-      ++stats_.disconnects;
-      tasks_->add(kj::evalLater([own = kj::mv(own)] {}));
-    }
+  // Every connection to it goes, duplicates included.
+  std::vector<uint64_t> ids;
+  for (auto& [id, c] : conns_) {
+    if (c->peer == peer) ids.push_back(id);
   }
+  for (uint64_t id : ids) close_connection(id);
 }
 
 void ConnectionManager::mark_alive(const std::string& peer) {
@@ -118,17 +278,31 @@ kj::Maybe<kj::Exception> ConnectionManager::admit(const std::string& peer) {
     ++stats_.refused_overloaded;
     return too_many_in_flight(peer);
   }
-  if (p.conn == nullptr && p.dialing == nullptr && loop_.timer().now() < p.next_dial) {
+  Connection* c = find(p.conn);
+  if (c != nullptr && c->network.getCurrentQueueSize() > config_.max_queued_bytes / 2) {
+    ++stats_.refused_queue;
+    return queue_full(peer);
+  }
+  if (c == nullptr && p.dialing == nullptr && loop_.timer().now() < p.next_dial) {
     ++stats_.refused_backoff;
     return in_backoff(peer);
   }
   return nullptr;
 }
 
+kj::Promise<wire::Node::Client> ConnectionManager::remote_of(Connection& c) {
+  if (c.remote_ready) return c.remote;
+  return c.ready.addBranch().then([this, id = c.id]() -> kj::Promise<wire::Node::Client> {
+    Connection* now = find(id);
+    if (now == nullptr) return disconnected("connection closed before the peer's Node arrived");
+    return now->remote;
+  });
+}
+
 kj::Promise<wire::Node::Client> ConnectionManager::client(const std::string& peer) {
   Peer& p = peer_entry(peer);
   if (p.dead) return peer_dead(peer);
-  if (p.conn != nullptr) return p.conn->remote;
+  if (Connection* c = find(p.conn)) return remote_of(*c);
   if (p.dialing == nullptr) {
     if (loop_.timer().now() < p.next_dial) return in_backoff(peer);
     p.dialing = dial(p).fork();
@@ -136,35 +310,42 @@ kj::Promise<wire::Node::Client> ConnectionManager::client(const std::string& pee
   KJ_IF_MAYBE(d, p.dialing) {
     return d->addBranch().then([this, &p]() -> kj::Promise<wire::Node::Client> {
       if (p.dead) return peer_dead(p.name);
-      if (p.conn == nullptr) {
-        return KJ_EXCEPTION(DISCONNECTED, "dog-rpc: connection closed right after dialling");
-      }
-      return p.conn->remote;
+      Connection* c = find(p.conn);
+      if (c == nullptr) return disconnected("connection closed right after dialling");
+      return remote_of(*c);
     });
   }
   KJ_UNREACHABLE;
 }
 
 kj::Promise<void> ConnectionManager::dial(Peer& p) {
-  if (!p.endpoint) {
-    return KJ_EXCEPTION(DISCONNECTED, "dog-rpc: no address for peer", p.name.c_str());
-  }
+  if (!p.endpoint) return disconnected("no address for peer " + p.name);
   ++stats_.dials;
-  return node::connect_stream(loop_.io(), *p.endpoint)
+  auto connected =
+      node::connect_stream(loop_.io(), *p.endpoint)
+          .exclusiveJoin(loop_.timer().afterDelay(config_.connect_timeout).then(
+              [this, &p]() -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                ++stats_.dial_timeouts;
+                return connect_timed_out(p.name);
+              }));
+  return connected
       .then([this](kj::Own<kj::AsyncIoStream> s) {
         return secure_connect(kj::mv(s), keyring_, config_.node_name, loop_.timer(),
                               config_.channel, stats_.channel);
+      })
+      .then([this, &p](SecureSession session) -> kj::Promise<SecureSession> {
+        // Reaching another node (a stale address, a restarted host) is a failed dial like
+        // any other: it backs off below instead of being retried at once.
+        if (session.peer_name != p.name) {
+          ++stats_.wrong_node;
+          return wrong_node(p.name, session.peer_name);
+        }
+        return kj::mv(session);
       })
       .then(
           [this, &p](SecureSession session) {
             clear_dialing(p);
             p.failures = 0;
-            if (session.peer_name != p.name) {
-              ++stats_.dial_failures;
-              kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED,
-                                                   "dog-rpc: dialled peer answered with another name",
-                                                   p.name.c_str(), session.peer_name.c_str()));
-            }
             Connection& c = adopt(kj::mv(session), Side::CLIENT);
             settle(p, c);
           },
@@ -192,57 +373,72 @@ ConnectionManager::Connection& ConnectionManager::adopt(SecureSession session, S
   capnp::ReaderOptions options;
   options.traversalLimitInWords = config_.traversal_limit_words;
   options.nestingLimit = config_.nesting_limit;
-  auto own = kj::heap<Connection>(kj::mv(session), side, options, local_,
-                                  config_.incoming_flow_limit_bytes / 8);
-  Connection* c = own.get();
-  conns_.emplace(c, kj::mv(own));
-  tasks_->add(c->network.onDisconnect().then([this, c] { dropped(c); }));
-  return *c;
+  const uint64_t id = ++next_conn_id_;
+  auto own = kj::heap<Connection>(id, kj::mv(session), side, options, local_,
+                                  config_.incoming_flow_limit_bytes / 8, config_.max_queued_bytes,
+                                  stats_);
+  Connection& c = *own;
+  conns_.emplace(id, kj::mv(own));
+  tasks_->add(c.network.onDisconnect().then([this, id] { close_connection(id); }));
+  return c;
 }
 
 // One connection per pair. When a second one appears (both nodes dialled at once, or the peer
 // re-dialled while we still hold its old connection), both nodes keep the connection dialled by
 // the node whose name sorts first; on a tie (both dialled by the same node) the newer one wins,
-// since the older is the likely half-open one. The loser stops taking new calls now and is
-// closed after `retire_grace`, so calls already on it can finish.
+// since the older is the likely half-open one. The loser takes no new calls and is closed once
+// it is idle (retire_later).
 void ConnectionManager::settle(Peer& p, Connection& c) {
-  if (p.conn == nullptr) {
-    p.conn = &c;
+  Connection* current = find(p.conn);
+  if (current == nullptr) {
+    p.conn = c.id;
     return;
   }
   auto preferred = [&](const Connection& x) {
-    const bool dialled_by_smaller = x.dialled_by_me() ? config_.node_name < p.name
-                                                      : p.name < config_.node_name;
-    return dialled_by_smaller;
+    return x.dialled_by_me() ? config_.node_name < p.name : p.name < config_.node_name;
   };
   Connection* loser = &c;
-  if (preferred(c) || !preferred(*p.conn)) {
-    loser = p.conn;
-    p.conn = &c;
+  if (preferred(c) || !preferred(*current)) {
+    loser = current;
+    p.conn = c.id;
   }
-  ++stats_.retired;
-  tasks_->add(loop_.timer().afterDelay(config_.retire_grace).then([this, loser] {
-    auto it = conns_.find(loser);
-    if (it == conns_.end()) return;  // already gone
-    for (auto& [name, peer] : peers_) {
-      if (peer->conn == loser) peer->conn = nullptr;
+  ++stats_.duplicates;
+  loser->retiring = true;
+  retire_later(loser->id, config_.retire_grace);
+}
+
+// A duplicate is closed only when nothing uses it: calls in flight either way and capabilities
+// obtained over it (a relayed WebSocket's sinks, a streamed body) all keep it open.
+void ConnectionManager::retire_later(uint64_t id, kj::Duration after) {
+  tasks_->add(loop_.timer().afterDelay(after).then([this, id] {
+    ++stats_.retire_checks;
+    Connection* c = find(id);
+    if (c == nullptr) return;  // already gone (by id: a newer connection is never touched)
+    if (c->policy->in_use() > 0) {
+      ++stats_.retire_deferred;
+      retire_later(id, config_.retire_poll);
+      return;
     }
-    auto own = kj::mv(it->second);
-    conns_.erase(it);
-    ++stats_.disconnects;
-    tasks_->add(kj::evalLater([own = kj::mv(own)] {}));
+    ++stats_.retired;
+    close_connection(id);
   }));
 }
 
-void ConnectionManager::dropped(Connection* c) {
-  auto it = conns_.find(c);
+void ConnectionManager::close_connection(uint64_t id) {
+  auto it = conns_.find(id);
   if (it == conns_.end()) return;
-  ++stats_.disconnects;
-  auto pit = peers_.find(c->peer);
-  if (pit != peers_.end() && pit->second->conn == c) pit->second->conn = nullptr;
   auto own = kj::mv(it->second);
   conns_.erase(it);
+  ++stats_.disconnects;
+  const std::string peer = own->peer;
+  auto pit = peers_.find(peer);
+  if (pit != peers_.end() && pit->second->conn == id) pit->second->conn = 0;
   tasks_->add(kj::evalLater([own = kj::mv(own)] {}));  // not from inside its own callback
+  if (connection_count(peer) == 0) {
+    tasks_->add(kj::evalLater([this, peer] {
+      if (on_disconnect_) on_disconnect_(peer);
+    }));
+  }
 }
 
 uint16_t ConnectionManager::listen(asio::ip::tcp::endpoint endpoint) {
@@ -297,7 +493,7 @@ void ConnectionManager::accept(asio::ip::tcp::socket socket) {
     Connection& c = adopt(kj::mv(session), Side::SERVER);
     Peer& p = peer_entry(name);
     if (p.dead) {
-      dropped(&c);
+      close_connection(c.id);
       return;
     }
     settle(p, c);
@@ -306,9 +502,22 @@ void ConnectionManager::accept(asio::ip::tcp::socket socket) {
 
 size_t ConnectionManager::connection_count() const { return conns_.size(); }
 
+size_t ConnectionManager::connection_count(const std::string& peer) const {
+  size_t n = 0;
+  for (auto& [id, c] : conns_) n += c->peer == peer ? 1 : 0;
+  return n;
+}
+
+size_t ConnectionManager::queued_bytes(const std::string& peer) const {
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return 0;
+  Connection* c = find(it->second->conn);
+  return c == nullptr ? 0 : c->network.getCurrentQueueSize();
+}
+
 bool ConnectionManager::connected(const std::string& peer) const {
   auto it = peers_.find(peer);
-  return it != peers_.end() && it->second->conn != nullptr;
+  return it != peers_.end() && find(it->second->conn) != nullptr;
 }
 
 uint32_t ConnectionManager::in_flight(const std::string& peer) const {

@@ -3,11 +3,19 @@
 // Contract
 // --------
 // * Loop affinity: everything runs on one dog::node::Loop; not thread-safe.
-// * Each node serves one `wire::Node` capability (`local`) to every peer, and calls the peers'
-//   through `call()`. Connections are bidirectional: a peer that dialled us is used for our
-//   calls to it too, so a pair of nodes shares one connection. If both dial at the same
-//   instant, both keep the connection dialled by the node whose name sorts first and close the
-//   other after `retire_grace` (docs/rpc.md, "Connections").
+// * Each node serves one `wire::Node` capability (`local`, a settled capability such as a
+//   kj::heap'd server) to every peer, and calls the peers' through `call()`. Connections are
+//   bidirectional: a peer that dialled us is used for our calls to it too, so a pair of nodes
+//   shares one connection. If both dial at the same instant, both keep the connection dialled
+//   by the node whose name sorts first. The other (the duplicate) takes no new calls and is
+//   closed once `retire_grace` has passed AND nothing uses it: no call in flight either way and
+//   no capability obtained over it still held by either side (a relayed WebSocket's sinks, a
+//   streamed body). A duplicate that carries a relay is never closed under it; it is checked
+//   again every `retire_poll` (docs/rpc.md, "Connections").
+// * Connections are identified by a manager-local id that is never reused, never by address.
+// * set_on_disconnect(fn): fn(peer) runs, from its own loop turn, each time the last open
+//   connection to `peer` ends (broken, closed by the peer, mark_dead, queue overflow, or a
+//   retired duplicate that was the last one). Relays and streams over it are gone by then.
 // * `call(peer, deadline, fn)` gets the connected Node client (dialling if needed) and runs
 //   `fn(client)`, which returns a promise. The result is rejected with:
 //     - peer_dead (DISCONNECTED) at once, and for calls in flight, when `mark_dead(peer)` was
@@ -15,6 +23,9 @@
 //     - in_backoff (DISCONNECTED) while a reconnect is backing off after a failed dial:
 //       initial * 2^failures, capped, times a jitter in [0.5, 1) from the injected Rng;
 //     - too_many_in_flight (OVERLOADED) when `max_in_flight_per_peer` calls are outstanding;
+//     - queue_full (OVERLOADED) while more than max_queued_bytes / 2 wait to be sent to it;
+//     - connect_timed_out / wrong_node / a handshake rejection (DISCONNECTED) when the dial
+//       fails; each failure, including reaching a node with another name, backs off;
 //     - deadline_exceeded (OVERLOADED, ErrorKind::kDeadline) when `deadline` passes;
 //     - whatever the peer or the connection raised (DISCONNECTED when it broke).
 //   Dropping the returned promise cancels the call; Cap'n Proto tells the peer, which cancels
@@ -23,11 +34,15 @@
 //   connection (a larger message fails the connection: it is the max message size), the
 //   channel's max frame size, and Cap'n Proto's flow limit on calls a peer may have in flight
 //   against us (`incoming_flow_limit_bytes`).
+// * Limit on every writer: Cap'n Proto queues outgoing messages without bound. A connection
+//   with more than `max_queued_bytes` queued (a peer that stopped reading) is dropped; above
+//   half of it, call() refuses new calls to that peer with OVERLOADED.
 // * Lifetime: destroy the manager before its Loop. Destroying it cancels every call.
 #pragma once
 
 #include <asio/ip/tcp.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,8 +63,9 @@ struct ManagerConfig {
   std::string node_name;  // authenticated to peers by the handshake; <= 64 bytes
   ChannelConfig channel;
   // Largest message a peer may send us, in 8-byte words (capnp traversal limit; a message is
-  // refused before it is parsed). Default: 8 Mi words = 64 MiB.
-  uint64_t traversal_limit_words = 8ull << 20;
+  // refused before it is parsed and the connection dropped). Default: 1 Mi words = 8 MiB.
+  // Bigger payloads stream (ByteStream, RequestCall.write).
+  uint64_t traversal_limit_words = 1ull << 20;
   int nesting_limit = 64;
   // Our own calls to one peer outstanding at once; beyond it, OVERLOADED. Default: 4096.
   uint32_t max_in_flight_per_peer = 4096;
@@ -59,9 +75,18 @@ struct ManagerConfig {
   // Dial backoff after a failure: initial * 2^(failures-1), capped, times jitter [0.5, 1).
   kj::Duration backoff_initial = 50 * kj::MILLISECONDS;
   kj::Duration backoff_max = 5 * kj::SECONDS;
-  // A duplicate connection to a peer (simultaneous dials) takes no new calls and is closed
-  // after this, so calls already on it can finish. Default: 10 s.
+  // A TCP connect that has not completed within this fails the dial (then backoff).
+  // Default: 3 s. (The handshake after it has channel.handshake_timeout.)
+  kj::Duration connect_timeout = 3 * kj::SECONDS;
+  // A duplicate connection to a peer (simultaneous dials) takes no new calls; it is closed
+  // after this grace once no call and no capability uses it, else checked every
+  // `retire_poll`. Defaults: 10 s, 1 s.
   kj::Duration retire_grace = 10 * kj::SECONDS;
+  kj::Duration retire_poll = 1 * kj::SECONDS;
+  // Bytes Cap'n Proto may hold queued for one connection's socket. Above half, call() refuses
+  // new calls to the peer (OVERLOADED); above all of it, the connection is dropped. Must exceed
+  // the largest message we send. Default: 32 MiB.
+  size_t max_queued_bytes = 32 << 20;
   // Inbound connections still in the handshake at once; a new one beyond it evicts the oldest
   // pending one (each is also bounded by channel.handshake_timeout). Default: 256.
   uint32_t max_pending_handshakes = 256;
@@ -79,7 +104,15 @@ struct ManagerStats {
   uint64_t refused_overloaded = 0;
   uint64_t refused_backoff = 0;
   uint64_t deadlines = 0;
-  uint64_t retired = 0;  // duplicate connections retired by the one-per-pair rule
+  uint64_t duplicates = 0;       // duplicate connections found by the one-per-pair rule
+  uint64_t retired = 0;          // duplicates closed (idle after retire_grace)
+  uint64_t retire_checks = 0;    // retire timers that fired
+  uint64_t retire_deferred = 0;  // retire checks that found the duplicate still in use
+  uint64_t dial_timeouts = 0;    // TCP connects that hit connect_timeout
+  uint64_t wrong_node = 0;       // dials answered by a node with another name
+  uint64_t refused_queue = 0;    // calls refused: too much queued to the peer
+  uint64_t queue_overflows = 0;  // connections dropped: more than max_queued_bytes queued
+  size_t queue_peak_bytes = 0;   // largest queue seen on any connection (sampled per read)
   uint64_t evicted_handshakes = 0;  // pending inbound handshakes closed to admit newer ones
   uint64_t accept_errors = 0;       // failed accept() calls on the listener (EMFILE...)
   ChannelStats channel;  // handshake and frame rejections
@@ -95,6 +128,10 @@ class ConnectionManager {
 
   // Where to dial `peer`. Re-adding updates the address for the next dial.
   void add_peer(const std::string& peer, asio::ip::tcp::endpoint endpoint);
+
+  // Called (from its own loop turn) whenever the last open connection to `peer` ends. May call
+  // back into the manager. Replaces any previous callback; an empty function unsets it.
+  void set_on_disconnect(std::function<void(const std::string& peer)> fn);
 
   // Membership's verdicts. mark_dead drops the connection and fails calls in flight and new
   // calls fast until mark_alive.
@@ -140,6 +177,10 @@ class ConnectionManager {
   bool connected(const std::string& peer) const;
   // Open connections, including duplicates not yet retired.
   size_t connection_count() const;
+  // Open connections to `peer`, duplicates included.
+  size_t connection_count(const std::string& peer) const;
+  // Bytes Cap'n Proto holds queued for the adopted connection to `peer` (0 if none).
+  size_t queued_bytes(const std::string& peer) const;
   uint32_t in_flight(const std::string& peer) const;
   // Time until the next dial may start; 0 when not backing off.
   kj::Duration backoff_remaining(const std::string& peer) const;
@@ -148,6 +189,8 @@ class ConnectionManager {
 
  private:
   struct Connection;
+  class UsePolicy;
+  class GatedStream;
   struct Peer {
     std::string name;
     std::optional<asio::ip::tcp::endpoint> endpoint;
@@ -155,7 +198,7 @@ class ConnectionManager {
     uint32_t in_flight = 0;
     uint32_t failures = 0;
     kj::TimePoint next_dial = kj::origin<kj::TimePoint>();
-    Connection* conn = nullptr;  // adopted connection (owned by conns_)
+    uint64_t conn = 0;  // id of the adopted connection in conns_ (0: none)
     kj::Maybe<kj::ForkedPromise<void>> dialing;
     kj::Own<kj::Canceler> canceler = kj::heap<kj::Canceler>();
   };
@@ -165,8 +208,11 @@ class ConnectionManager {
   kj::Promise<void> dial(Peer& p);
   void clear_dialing(Peer& p);
   Connection& adopt(SecureSession session, capnp::rpc::twoparty::Side side);
+  Connection* find(uint64_t id) const;
+  kj::Promise<wire::Node::Client> remote_of(Connection& c);
   void settle(Peer& p, Connection& c);
-  void dropped(Connection* c);
+  void retire_later(uint64_t id, kj::Duration after);
+  void close_connection(uint64_t id);
   void accept_loop();
 
   node::Loop& loop_;
@@ -177,7 +223,9 @@ class ConnectionManager {
   ManagerStats stats_;
   HandshakeReplayWindow replay_window_;
   std::map<std::string, std::unique_ptr<Peer>> peers_;
-  std::map<Connection*, kj::Own<Connection>> conns_;
+  std::map<uint64_t, kj::Own<Connection>> conns_;
+  uint64_t next_conn_id_ = 0;
+  std::function<void(const std::string&)> on_disconnect_;
   // Inbound handshakes in progress, oldest first; fulfilling one evicts it.
   std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> pending_;
   uint64_t next_handshake_id_ = 0;

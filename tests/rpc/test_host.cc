@@ -110,6 +110,13 @@ class TestNode final : public wire::Node::Server, public kj::TaskSet::ErrorHandl
       context.allowCancellation();  // capnp 0.9.2: without it, a Finish does not cancel
       return kj::Promise<void>(kj::NEVER_DONE).attach(kj::defer([this] { ++state_.cancelled; }));
     }
+    if (path == "/raise-peer-dead") {
+      // A peer relaying a failure whose text looks like our own verdicts.
+      return KJ_EXCEPTION(DISCONNECTED, "dog-rpc: peer declared dead: c");
+    }
+    if (path == "/raise-deadline") {
+      return KJ_EXCEPTION(OVERLOADED, "dog-rpc: deadline exceeded");
+    }
     if (path == "/slow") {
       return timer_.afterDelay(state_.slow_delay).then([context]() mutable {
         auto r = context.getResults().initResult().initResponse();
