@@ -7,9 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <map>
-#include <regex>
 #include <set>
 
+#include "command.h"
 #include "dog/dog.h"
 #include "page.h"
 
@@ -104,25 +104,17 @@ struct Room : dog::Replica {
         socket.send({{"type", "error"}, {"error", "msg needs a text field"}});
         co_return;
       }
-      std::string text = input["text"].get<std::string>();
-      text = std::regex_replace(text, std::regex("^\\s+|\\s+$"), "");
-      dog::Json output = {{"type", "user:msg"}, {"from", socket.uid()}, {"text", text}, {"time", now_ms()}};
-      static const std::regex group_cmd("^/(g|group)\\s+"), whisper_cmd("^/(w|msg)\\s+(\\S+)\\s+"), all_cmd("^/(a|all)\\s+");
-      std::smatch m;
-      if (std::regex_search(text, m, group_cmd)) {
-        output["text"] = m.suffix().str();
+      // Parsed by hand: std::regex on client text recursed per character and crashed the node.
+      auto cmd = dog_chat::parse_command(input["text"].get<std::string>());
+      dog::Json output = {{"type", "user:msg"}, {"from", socket.uid()}, {"text", cmd.text}, {"time", now_ms()}};
+      if (cmd.kind == dog_chat::Command::Kind::kGroup) {
         output["meta"] = "group";
         socket.emit(output, true);
-      } else if (std::regex_search(text, m, whisper_cmd)) {
-        std::string target = m[2].str();
-        output["text"] = m.suffix().str();
+      } else if (cmd.kind == dog_chat::Command::Kind::kWhisper) {
         output["meta"] = "whisper";
-        output["to"] = target;
-        co_await socket.whisper(target, output);
+        output["to"] = cmd.target;
+        co_await socket.whisper(cmd.target, output);
         socket.send(output.dump());
-      } else if (std::regex_search(text, m, all_cmd)) {
-        output["text"] = m.suffix().str();
-        co_await socket.broadcast(output, true);
       } else {
         co_await socket.broadcast(output, true);
       }

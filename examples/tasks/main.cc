@@ -12,11 +12,39 @@
 #include <CLI/CLI.hpp>
 #include <deque>
 #include <map>
-#include <regex>
+#include <optional>
 
 #include "dog/dog.h"
 
 namespace {
+
+// Splits "/tasks/NAME[/ws|/jobs][/]" by hand (no std::regex on client input). Returns the
+// task name and the sub-route ("", "/ws" or "/jobs"), or nothing if the path does not match.
+struct TaskPath {
+  std::string name;
+  std::string sub;
+};
+std::optional<TaskPath> parse_task_path(std::string_view path) {
+  constexpr std::string_view kPrefix = "/tasks/";
+  if (path.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  path.remove_prefix(kPrefix.size());
+  size_t slash = path.find('/');
+  TaskPath out{std::string(path.substr(0, slash)), ""};
+  if (out.name.empty()) return std::nullopt;
+  std::string_view rest = slash == std::string_view::npos ? std::string_view() : path.substr(slash);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest == "/ws" || rest == "/jobs") out.sub = rest;
+  else if (!rest.empty()) return std::nullopt;
+  return out;
+}
+
+// "Bearer TOKEN" -> "TOKEN": the credentials after the scheme and its spaces (empty if none).
+std::string bearer_token(std::string_view auth) {
+  size_t i = 0;
+  while (i < auth.size() && auth[i] != ' ' && auth[i] != '\t') ++i;
+  while (i < auth.size() && (auth[i] == ' ' || auth[i] == '\t')) ++i;
+  return std::string(auth.substr(i));
+}
 
 struct Pool : dog::Group {
   dog::Namespace& link(dog::Env& env) override { return env["TASK"]; }
@@ -30,11 +58,9 @@ struct Task : dog::Replica {
   dog::Namespace& link(dog::Env& env) override { return env["POOL"]; }
 
   dog::Task<dog::Response> receive(dog::Request& req) override {
-    static const std::regex route("^/tasks/[^/]+(/ws|/jobs)?/?$");
-    std::smatch m;
-    std::string path(req.path());
-    if (!std::regex_match(path, m, route)) co_return dog::Response::text(404, "Missing task name");
-    std::string sub = m[1].str();
+    auto route = parse_task_path(req.path());
+    if (!route) co_return dog::Response::text(404, "Missing task name");
+    const std::string& sub = route->sub;
     if (sub == "/ws") co_return co_await connect(req);
     if (sub == "/jobs") {
       if (req.method != "POST") co_return dog::Response::text(405, "POST a job body");
@@ -99,14 +125,12 @@ int main(int argc, char** argv) {
   });
   app.replica<Task>("TASK");
   app.fetch([](dog::Request& req, dog::Env& env) -> dog::Task<dog::Response> {
-    static const std::regex tasks("^/tasks/([^/]+)");
-    std::smatch m;
-    std::string path(req.path());
-    if (!std::regex_search(path, m, tasks)) co_return dog::Response::text(404, "Missing task name");
-    std::string name = m[1].str();
+    auto route = parse_task_path(req.path());
+    if (!route) co_return dog::Response::text(404, "Missing task name");
+    std::string name = route->name;
     std::string reqid = "anon";
     if (auto w = req.query_param("worker")) reqid = std::string(*w);
-    else if (auto auth = req.headers.get("authorization")) reqid = std::regex_replace(std::string(*auth), std::regex("^\\S+\\s+"), "");
+    else if (auto auth = req.headers.get("authorization")) reqid = bearer_token(*auth);
     if (reqid.empty()) co_return dog::Response::text(400, "Invalid task name or identity");
     auto gid = env["POOL"].id_from_name(name);
     auto task = co_await dog::identify(gid, reqid, {env["POOL"], env["TASK"]});

@@ -122,6 +122,14 @@ async def scenario(port):
     check(http(port, "/ws?u=")[0] == 400, "bad input: an empty request id is 400")
     status, body, _ = http(port, "/ws?u=" + "x" * 300)
     check(status == 400 and "256" in body, "bad input: an over-long request id is 400")
+    # Issue 12 item 3: 100,000 spaces (and commands padded with them) once crashed the node
+    # through std::regex; chat text is now parsed by hand.
+    await bob.send(json.dumps({"type": "msg", "text": " " * 100_000}))
+    m = await recv_until(alice, lambda m: m.get("type") == "user:msg" and m.get("from") == "bob", 10)
+    check(m is not None and m.get("text") == "", "bad input: a 100,000-space message is trimmed and relayed")
+    await bob.send(json.dumps({"type": "msg", "text": "/w" + " " * 100_000 + "alice" + " " * 100_000 + "psst"}))
+    m = await recv_until(alice, lambda m: m.get("meta") == "whisper" and m.get("text") == "psst", 10)
+    check(m is not None and m.get("to") == "alice", "bad input: a whisper padded with 200,000 spaces still parses")
     await bob.send(json.dumps({"type": "msg", "text": "still alive"}))
     m = await recv_until(alice, lambda m: m.get("text") == "still alive")
     check(m is not None, "bad input: the node keeps serving afterwards")
