@@ -208,6 +208,8 @@ ConnectionManager::ConnectionManager(node::Loop& loop, const membership::Keyring
   KJ_REQUIRE(config_.node_name.size() <= detail::kNameBytes, "node name too long");
   KJ_REQUIRE(config_.backoff_initial > 0 * kj::SECONDS);
   KJ_REQUIRE(config_.retire_poll > 0 * kj::SECONDS);
+  KJ_REQUIRE(config_.channel.encrypt || detail::plaintext_allowed(),
+             "dog-rpc: a plaintext channel is test-only (encrypt = false)");
 }
 
 ConnectionManager::~ConnectionManager() {

@@ -27,6 +27,11 @@ kj::Exception reject(const char* why) {
                        kj::str("dog-rpc handshake rejected: ", why));
 }
 
+kj::Exception plaintext_refused() {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                       kj::str("dog-rpc: a plaintext channel is test-only (encrypt = false)"));
+}
+
 kj::Exception frame_error(const char* why) {
   return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
                        kj::str("dog-rpc channel: ", why));
@@ -425,6 +430,7 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
                                           const membership::Keyring& keyring,
                                           std::string my_name, kj::Timer& timer,
                                           ChannelConfig config, ChannelStats& stats) {
+  if (!config.encrypt && !detail::plaintext_allowed()) return plaintext_refused();
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
   h.make_keypair();
@@ -467,6 +473,7 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                                          std::string my_name, kj::Timer& timer,
                                          ChannelConfig config, ChannelStats& stats,
                                          HandshakeReplayWindow& window) {
+  if (!config.encrypt && !detail::plaintext_allowed()) return plaintext_refused();
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
   auto run = read_exact(h, h.h1, detail::kHello1Bytes)

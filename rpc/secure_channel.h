@@ -59,8 +59,9 @@ struct ChannelConfig {
   size_t flush_now_bytes = 64 * 1024;
   // The whole handshake must finish within this. Default: 5 s.
   kj::Duration handshake_timeout = 5 * kj::SECONDS;
-  // false: same framing and batching, no crypto and no handshake (tests and the plaintext
-  // benchmark row). Never in production.
+  // false: same framing and batching, no crypto and no handshake MACs. Test-only: refused
+  // (FAILED) unless the binary links tests/rpc/allow_plaintext.cc, which only the tests and
+  // the benchmark do (detail::plaintext_allowed()).
   bool encrypt = true;
   // Offer (and accept) AES-256-GCM when this CPU has AES-NI; otherwise, or when either side
   // declines, frames use ChaCha20-Poly1305. Default: true.
@@ -116,6 +117,9 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                                          HandshakeReplayWindow& window);
 
 namespace detail {
+// Whether ChannelConfig::encrypt = false may be used in this binary (rpc/plaintext_guard.cc).
+bool plaintext_allowed();
+
 // Sizes of the handshake messages, for tests that forge or cut them.
 constexpr size_t kNameBytes = 64;
 constexpr size_t kHello1Bytes = 8 + 32 + 32 + 1 + kNameBytes + membership::Keyring::kOverhead;
