@@ -170,7 +170,8 @@ interface Node {
 
   releaseSlot @9 (group :ObjectRef, replica :Data, requestId :Text, empty :Bool) -> ();
   # Gives one slot of `requestId` on `replica` back to the Group (a socket closed, a request
-  # finished, a claim timed out). Unknown groups or replicas are ignored.
+  # finished, a claim timed out). An empty `requestId` with `empty` set means the Replica was
+  # evicted: the Group forgets it. Unknown groups or replicas are ignored.
 
   groupCast @10 (cast :GroupCast) -> ();
   # A broadcast or whisper from one Replica, sent to the Group's node, which forwards it once
@@ -185,11 +186,12 @@ interface Node {
   peers @13 (group :ObjectRef, replica :Data) -> (peers :List(ReplicaRoute));
   # The Group's other Replicas and their nodes (for gossip).
 
-  registerActivation @14 (target :ObjectRef, host :Text, hostSession :UInt64, gid :Data, report :GroupReport)
-      -> (result :RegisterResult);
-  # Directory: `host` holds a live activation of `target` (sent to the id's owner when ownership
-  # moves, so later lookups find it). For a Replica, `report` carries its Group's slot counts
-  # so a Group re-created after its node died is rebuilt exactly.
+  registerActivation @14 (target :ObjectRef, host :Text, hostSession :UInt64, group :ObjectRef,
+                          report :GroupReport) -> (result :RegisterResult);
+  # Directory: `host` holds a live activation of `target`; sent to the id's owner when
+  # ownership moves, so later lookups find it. With `group` set, `target` is a Replica of that
+  # Group whose node died: the receiver (the Group id's new owner) re-creates the Group and
+  # adopts the Replica with the slot counts in `report`, so `limit` holds after a failover.
 }
 
 struct Route {

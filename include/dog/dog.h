@@ -91,7 +91,7 @@ class BadId : public std::invalid_argument {
 };
 
 // A handle on one object. `fetch` reaches the single live instance of its id, creating it on
-// first use, wherever it lives (today: always this node).
+// first use, wherever it lives in the cluster (one hop once the route is known).
 class Stub {
  public:
   const ObjectId& id() const { return id_; }
@@ -104,9 +104,13 @@ class Stub {
   Runtime* runtime_ = nullptr;
   Namespace* ns_ = nullptr;
   ObjectId id_;
+  std::string node_;  // where identify said the object lives ("" = ask the cluster)
   // Set on stubs returned by identify(): the request id, the Group, and the claim on the
-  // connection slot identify reserved.
+  // connection slot identify reserved. (Runtime-internal.)
+ public:
   struct Identity;
+
+ private:
   std::shared_ptr<Identity> identity_;
 };
 

@@ -75,6 +75,14 @@ GroupCore::CloseResult GroupCore::close(std::string_view sid, std::string_view r
   return CloseResult::kOk;
 }
 
+void GroupCore::adopt(const std::string& sid, int count, const std::vector<std::string>& rids, int limit) {
+  if (Kid* k = find(sid)) k->count = std::max(0, count);
+  else kids_.push_back({sid, std::max(0, count)});
+  for (const auto& rid : rids) mapping_[rid] = sid;
+  Kid* bucket = sort(limit);
+  current_ = bucket ? std::optional<std::string>(bucket->sid) : std::nullopt;
+}
+
 void GroupCore::forget(std::string_view sid) {
   std::erase_if(kids_, [&](const Kid& k) { return k.sid == sid; });
   std::erase(sorted_, std::string(sid));

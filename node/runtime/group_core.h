@@ -35,6 +35,11 @@ class GroupCore {
   // sticky one.
   CloseResult close(std::string_view sid, std::string_view rid, bool empty, int limit);
 
+  // Takes over a Replica that already exists with `count` slots held and `rids` mapped to it
+  // (a Group rebuilt on a new node after its node died). Idempotent: a second report of the
+  // same Replica replaces its count.
+  void adopt(const std::string& sid, int count, const std::vector<std::string>& rids, int limit);
+
   // Removes a Replica that no longer exists from every structure.
   void forget(std::string_view sid);
 

@@ -4,8 +4,8 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cstdio>
-#include <regex>
 
+#include "node/runtime/relay.h"
 #include "node/runtime/runtime.h"
 
 namespace dog {
@@ -16,6 +16,18 @@ Response abort_with(int status, std::string message = {}) {
   auto r = Response::text(status, std::move(message));
   r.headers.set("Connection", "close");
   return r;
+}
+
+// RFC 6455 §4.1: the key is 16 bytes in base64, so 22 base64 characters and "==". Checked by
+// hand: no regex ever runs on client input.
+bool is_websocket_key(std::string_view k) {
+  if (k.size() != 24 || k[22] != '=' || k[23] != '=') return false;
+  for (size_t i = 0; i < 22; ++i) {
+    char c = k[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 bool is_error_close(uint16_t code) {
@@ -41,48 +53,27 @@ void Replica::State::emit_local(std::string_view sender, const std::string& body
   for (auto& s : targets) s->send(body);
 }
 
-void Replica::State::deliver_to(std::string_view target, const std::string& body) {
-  if (Entry* e = entry(target)) {
-    auto targets = e->sockets;
-    for (auto& s : targets) s->send(body);
+void Replica::State::broadcast(const std::string& sender, std::string body, bool self_too) {
+  if (gid.empty() || !parent_ns) {  // not made by a Group: its own sockets are the whole group
+    emit_local(sender, body, self_too);
+    return;
   }
-}
-
-// The routing seam for Replica -> Replica calls: `peer()` is local today; a remote peer will be
-// reached over rpc/ with the same arguments. A peer that no longer exists leaves the set.
-std::vector<std::shared_ptr<Replica>> Replica::State::live_peers() {
-  std::vector<std::shared_ptr<Replica>> out;
-  auto list = neighbors;  // snapshot: removal edits the set
-  for (const auto& nid : list) {
-    if (auto p = rt->peer(*self_ns, nid)) out.push_back(std::move(p));
-    else remove_neighbor(nid);
-  }
-  return out;
-}
-
-Task<void> Replica::State::broadcast(std::string sender, std::string body, bool self_too) {
-  emit_local(sender, body, self_too);
   // The self flag travels with the message (DOG drops it across Replicas).
-  for (auto& p : live_peers()) p->state_->emit_local(sender, body, self_too);
-  co_return;
+  rt->send_cast(gid, group_node, *parent_ns, rpc::wire::CastKind::BROADCAST, sender, self_too, {}, std::move(body));
 }
 
-Task<void> Replica::State::whisper(std::string sender, std::string target, std::string body) {
-  if (sender == target) co_return;  // DOG: whispering to yourself is a no-op
+void Replica::State::whisper(const std::string& sender, const std::string& target, std::string body) {
+  if (sender == target) return;  // DOG: whispering to yourself is a no-op
+  if (gid.empty() || !parent_ns) {
+    if (Entry* e = entry(target)) {
+      auto targets = e->sockets;
+      for (auto& s : targets) s->send(body);
+    }
+    return;
+  }
   // Every socket of the target in the group, local and remote (DOG stops at a local hit).
-  deliver_to(target, body);
-  for (auto& p : live_peers()) p->state_->deliver_to(target, body);
-  co_return;
+  rt->send_cast(gid, group_node, *parent_ns, rpc::wire::CastKind::WHISPER, sender, false, target, std::move(body));
 }
-
-void Replica::State::add_neighbor(const std::string& nid) {
-  if (nid == self->uid()) return;
-  for (const auto& n : neighbors)
-    if (n == nid) return;
-  neighbors.push_back(nid);
-}
-
-void Replica::State::remove_neighbor(const std::string& nid) { std::erase(neighbors, nid); }
 
 void Replica::State::add_socket(const std::shared_ptr<Socket>& s) {
   if (Entry* e = entry(s->uid())) {
@@ -154,14 +145,12 @@ void Socket::emit(const Json& msg, bool self) {
 
 Task<void> Socket::broadcast(Json msg, bool self) {
   if (!replica_) co_return;
-  auto state = replica_->state_;
-  co_await state->broadcast(uid_, Runtime::serialize(msg), self);
+  replica_->state_->broadcast(uid_, Runtime::serialize(msg), self);
 }
 
 Task<void> Socket::whisper(std::string target, Json msg) {
   if (!replica_) co_return;
-  auto state = replica_->state_;
-  co_await state->whisper(uid_, std::move(target), Runtime::serialize(msg));
+  replica_->state_->whisper(uid_, target, Runtime::serialize(msg));
 }
 
 // ---- the adapter between a front-door WebSocket and Replica hooks --------------------------
@@ -173,7 +162,7 @@ class SocketAdapter final : public http::WebSocketHandler {
 
   ~SocketAdapter() override {
     // The upgrade never completed (the client vanished before the 101): clean up as an error.
-    if (!opened_ && !closed_) spawn_closer(replica_, socket_, true);
+    if (!opened_ && !closed_) spawn_closer(replica_, socket_, true, nullptr);
   }
 
   void on_open(const std::shared_ptr<http::WebSocket>& ws) override {
@@ -182,6 +171,13 @@ class SocketAdapter final : public http::WebSocketHandler {
     for (auto& m : socket_->pending_) ws->send(m, true);
     socket_->pending_.clear();
     if (socket_->closing_) ws->close(socket_->close_code_, socket_->close_reason_);
+    // A client connected to this node: the node's socket index serves the group's casts. (A
+    // relayed client is indexed by its entry node instead.)
+    auto& st = *replica_->state_;
+    if (!is_relay_socket(*ws) && !st.gid.empty() && st.parent_ns && ws->is_open()) {
+      st.rt->attach_client(*st.parent_ns, st.gid, st.group_node, socket_->uid(), ws);
+      indexed_ = ws.get();
+    }
   }
 
   // Each message runs onmessage as its own task (DOG does not await it either), so a slow hook
@@ -213,14 +209,15 @@ class SocketAdapter final : public http::WebSocketHandler {
   void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view) override {
     if (closed_) return;
     closed_ = true;
-    spawn_closer(replica_, socket_, is_error_close(code));
+    spawn_closer(replica_, socket_, is_error_close(code), indexed_);
   }
 
   // onclose/onerror with the socket still in the pool, then leave the pool and give the slot back.
-  static void spawn_closer(std::shared_ptr<Replica> rep, std::shared_ptr<Socket> sock, bool error) {
+  static void spawn_closer(std::shared_ptr<Replica> rep, std::shared_ptr<Socket> sock, bool error,
+                           const http::WebSocket* indexed) {
     asio::co_spawn(
         rep->state_->rt->loop().io(),
-        [rep, sock, error]() -> Task<void> {
+        [rep, sock, error, indexed]() -> Task<void> {
           try {
             if (error) co_await rep->onerror(*sock);
             else co_await rep->onclose(*sock);
@@ -228,9 +225,11 @@ class SocketAdapter final : public http::WebSocketHandler {
             std::fprintf(stderr, "dog: %s threw on %s: %s\n", error ? "onerror" : "onclose", rep->uid().c_str(), e.what());
           }
           auto state = rep->state_;
+          if (indexed) state->rt->detach_client(state->gid, sock->uid(), indexed);
           bool empty = state->remove_socket(sock);
           state->release(sock->uid(), empty);
           sock->close();
+          sock->closing_ = true;  // later sends are dropped, not queued for an upgrade that is over
           sock->replica_ = nullptr;
           sock->ws_.reset();  // the WebSocket holds our adapter, which holds this socket
           state->touch();
@@ -247,12 +246,12 @@ class SocketAdapter final : public http::WebSocketHandler {
   std::shared_ptr<Flow> flow_ = std::make_shared<Flow>();
   bool opened_ = false;
   bool closed_ = false;
+  const http::WebSocket* indexed_ = nullptr;  // the key in the node's socket index, if indexed
 };
 
 // ---- Replica -------------------------------------------------------------------------------
 
 Task<Response> Replica::connect(Request& req) {
-  static const std::regex kKey("^[+/0-9A-Za-z]{22}==$");
   if (req.method != "GET") co_return abort_with(405);
   auto upgrade = req.headers.get("upgrade");
   if (!upgrade || *upgrade != "websocket") co_return abort_with(426);  // case-sensitive, as DOG
@@ -260,7 +259,7 @@ Task<Response> Replica::connect(Request& req) {
   std::string k = key ? std::string(*key) : std::string();
   while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.pop_back();
   while (!k.empty() && (k.front() == ' ' || k.front() == '\t')) k.erase(k.begin());
-  if (!std::regex_match(k, kKey)) co_return abort_with(400);
+  if (!is_websocket_key(k)) co_return abort_with(400);
   auto version = req.headers.get("sec-websocket-version");
   if (!version || *version != "13") co_return abort_with(400);
   auto oid = req.headers.get("x-dog-replica-identifier");
@@ -287,25 +286,40 @@ Task<Json> Replica::ongossip(const Json&) {
 
 Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseconds deadline) {
   auto state = state_;
+  Runtime* rt = state->rt;
   struct Shared {
     std::vector<GossipResult> results;
     size_t pending = 0;
     std::unique_ptr<asio::steady_timer> wake;
   };
   auto shared = std::make_shared<Shared>();
-  auto& io = state->rt->loop().io();
+  auto& io = rt->loop().io();
   shared->wake = std::make_unique<asio::steady_timer>(io, deadline);
-  auto peers = state->live_peers();
+  // The peers are what the Group knows (no Replica keeps a mesh of its own).
+  std::vector<std::pair<std::string, std::string>> peers;
+  if (state->parent_ns && !state->gid.empty()) {
+    try {
+      peers = co_await rt->fetch_peers(*state->parent_ns, state->gid, state->group_node, uid());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dog: gossip could not list the peers of %s: %s\n", uid().c_str(), e.what());
+    }
+  }
+  Namespace* child = state->self_ns;
   for (size_t i = 0; i < peers.size(); ++i) {
-    auto p = peers[i];
-    shared->results.push_back({p->uid(), std::nullopt, ""});
+    auto [sid, node] = peers[i];
+    shared->results.push_back({sid, std::nullopt, ""});
     shared->pending++;
     asio::co_spawn(
         io,
-        [p, shared, i, msg]() -> Task<void> {
+        [rt, child, sid, node, shared, i, msg, deadline]() -> Task<void> {
           try {
-            Json v = co_await p->ongossip(msg);
-            shared->results[i].value = std::move(v);
+            if (node == rt->self_node()) {
+              auto p = rt->peer(*child, sid);
+              if (!p) throw std::runtime_error("peer is gone");
+              shared->results[i].value = co_await p->ongossip(msg);
+            } else {
+              shared->results[i].value = co_await rt->gossip_remote(node, *child, sid, msg, deadline);
+            }
           } catch (const std::exception& e) {
             shared->results[i].error = e.what();
           }
@@ -326,13 +340,13 @@ Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseco
 void Replica::emit(const Json& msg) { state_->emit_local(uid(), Runtime::serialize(msg), true); }
 
 Task<void> Replica::broadcast(Json msg) {
-  auto state = state_;
-  co_await state->broadcast(uid(), Runtime::serialize(msg), true);
+  state_->broadcast(uid(), Runtime::serialize(msg), true);
+  co_return;
 }
 
 Task<void> Replica::whisper(std::string target, Json msg) {
-  auto state = state_;
-  co_await state->whisper(uid(), std::move(target), Runtime::serialize(msg));
+  state_->whisper(uid(), target, Runtime::serialize(msg));
+  co_return;
 }
 
 size_t Replica::connections() const {

@@ -26,7 +26,10 @@ ObjectId Namespace::id_from_name(std::string_view name) const {
   return ObjectId(keys(keys_).from_name(name).to_string());
 }
 
-ObjectId Namespace::new_unique_id() const { return ObjectId(keys(keys_).new_unique().to_string()); }
+ObjectId Namespace::new_unique_id() const {
+  if (runtime_.clustered()) return runtime_.place_new(*this);
+  return ObjectId(keys(keys_).new_unique().to_string());
+}
 
 std::optional<ObjectId> Namespace::parse_id(std::string_view hex, std::string* error) const {
   auto r = keys(keys_).parse(hex);
@@ -72,9 +75,12 @@ Task<Stub> identify(ObjectId group_id, std::string request_id, Family family) {
 
 // ---- Runtime: classes and instances --------------------------------------------------------
 
-Runtime::Runtime(node::Loop& loop, RuntimeConfig config) : loop_(loop), config_(config), env_(*this) {}
+Runtime::Runtime(node::Loop& loop, RuntimeConfig config, ClusterPort* cluster)
+    : loop_(loop), config_(config), cluster_(cluster), self_(cluster ? cluster->self() : std::string()),
+      env_(*this) {}
 
 Runtime::~Runtime() {
+  *alive_ = false;
   // Sockets and timers reference hosts; drop them in a defined order.
   for (auto& [name, cls] : classes_) {
     for (auto& [hex, rep] : cls.replicas) {
@@ -137,8 +143,10 @@ std::shared_ptr<Replica> Runtime::replica(Namespace& ns, const std::string& hex)
     rep->state_->rt = this;
     rep->state_->self = rep.get();
     rep->state_->self_ns = &ns;
+    rep->state_->group_node = self_;
     slot = rep;
     rep->state_->parent_ns = &rep->link(env_);
+    if (cluster_) cluster_->publish_load(static_cast<uint32_t>(c.replicas.size()));
   }
   return slot;
 }
@@ -169,7 +177,10 @@ void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
 
 std::vector<std::string> Runtime::neighbors(Namespace& ns, const std::string& hex) {
   auto p = peer(ns, hex);
-  return p ? p->state_->neighbors : std::vector<std::string>{};
+  if (!p || !p->state_->parent_ns || p->state_->gid.empty()) return {};
+  std::vector<std::string> out;
+  for (auto& [sid, node] : group_peers(*p->state_->parent_ns, p->state_->gid, hex)) out.push_back(sid);
+  return out;
 }
 
 std::string Runtime::group_of(Namespace& ns, const std::string& hex) {
@@ -199,60 +210,86 @@ void Runtime::unlock_identify(GroupHost& host) {
   }
 }
 
-Task<Stub> Runtime::identify(const ObjectId& gid, std::string_view rid, const Family& family) {
-  if (rid.empty()) throw HttpError(400, "Missing: Request ID");
-  if (rid.size() > kMaxRequestId)
+Task<Stub> Runtime::identify(const ObjectId& gid, std::string_view rid_in, const Family& family) {
+  if (rid_in.empty()) throw HttpError(400, "Missing: Request ID");
+  if (rid_in.size() > kMaxRequestId)
     throw HttpError(400, "request id longer than " + std::to_string(kMaxRequestId) + " bytes");
-  GroupHost& host = group_host(family.parent, gid.hex());
-  auto keep = class_of(family.parent).groups[gid.hex()];  // the host outlives the awaits below
-  Namespace& child = host.child ? *host.child : family.child;
+  std::string rid(rid_in);
+  std::string node = locate(family.parent, gid.hex());
+  IdentifyAnswer ans;
+  // A stale route gets "not here, try X": follow it once, never ping-pong.
+  for (int attempt = 0;; ++attempt) {
+    if (node == self_) ans = co_await identify_here(family.parent, gid.hex(), rid, self_);
+    else ans = co_await identify_remote(node, family, gid.hex(), rid);
+    if (ans.not_here.empty()) break;
+    if (attempt == 1 || ans.not_here == node) throw HttpError(503, "group unavailable: routing has not converged");
+    ++stats_.reroutes;
+    node = ans.not_here;
+  }
+  if (node != self_) directory_[gid.hex()] = node;
+  Namespace& child = family.child;
+  Stub stub = child.get(child.id_from_string(ans.sid));
+  stub.node_ = ans.node;
+  stub.identity_ = std::make_shared<Stub::Identity>();
+  stub.identity_->rid = rid;
+  stub.identity_->gid = gid.hex();
+  stub.identity_->group_node = node;
+  stub.identity_->group_ns = &family.parent;
+  arm_claim_timeout(stub.identity_, child, ans.sid);
+  co_return stub;
+}
+
+Task<Runtime::IdentifyAnswer> Runtime::identify_here(Namespace& group_ns, const std::string& gid, std::string rid,
+                                                     const std::string& caller) {
+  Class& gc = class_of(group_ns);
+  if (!gc.is_group) throw HttpError(400, group_ns.name() + " is not a Group namespace");
+  if (!gc.groups.count(gid) && cluster_) {
+    // Not live here: another node holds it (directory), or owns its id.
+    if (auto it = directory_.find(gid); it != directory_.end() && it->second != self_ && cluster_->is_member(it->second))
+      co_return IdentifyAnswer{{}, {}, it->second};
+    std::string owner = locate(group_ns, gid);
+    if (owner != self_) co_return IdentifyAnswer{{}, {}, owner};
+  }
+  GroupHost& host = group_host(group_ns, gid);
+  auto keep = gc.groups[gid];  // the host outlives the awaits below
+  Namespace& child = *host.child;
 
   co_await lock_identify(host);
-  std::string sid;
+  IdentifyAnswer out;
   try {
     int limit = host.obj->limit;
     if (auto placed = host.core.place(rid, limit)) {
-      sid = *placed;
+      out.sid = *placed;
     } else {
       Request ireq;
       ireq.method = "GET";
       ireq.target = "/~$~/identify";
-      ireq.headers.set("x-dog-group-identifier", gid.hex());
-      ireq.headers.set("x-dog-client-identifier", std::string(rid));
+      ireq.headers.set("x-dog-group-identifier", gid);
+      ireq.headers.set("x-dog-client-identifier", rid);
       ireq.headers.set("x-dog-replica-identifier", "");
       ObjectId nid = co_await host.obj->clusterize(ireq, child);
       std::string err;
       if (!child.parse_id(nid.hex(), &err)) throw std::runtime_error("clusterize returned a bad id: " + err);
-      sid = nid.hex();
-      auto existing = host.core.add_new(rid, sid, limit);
-      auto fresh = replica(child, sid);
-      fresh->state_->gid = gid.hex();
-      // Introduce the new Replica to every peer, both ways, before identify returns, so its first
-      // broadcast already reaches everyone (DOG does this after responding: a race).
-      for (const auto& other : existing) {
-        auto p = peer(child, other);
-        if (!p) {
-          host.core.forget(other);
-          continue;
-        }
-        p->state_->add_neighbor(sid);
-        fresh->state_->add_neighbor(other);
+      out.sid = nid.hex();
+      host.core.add_new(rid, out.sid, limit);
+      // A new Replica lives where its id hashes now (place_new chose an id on a light node).
+      host.replica_node[out.sid] = cluster_ ? locate(child, out.sid) : self_;
+      if (host.replica_node[out.sid] == self_) {
+        auto fresh = replica(child, out.sid);
+        fresh->state_->gid = gid;
+        fresh->state_->group_node = self_;
       }
     }
   } catch (...) {
     unlock_identify(host);
-    maybe_evict_group(family.parent, gid.hex());  // e.g. a clusterize that threw
+    maybe_evict_group(group_ns, gid);  // e.g. a clusterize that threw
     throw;
   }
   unlock_identify(host);
-
-  Stub stub = child.get(child.id_from_string(sid));
-  stub.identity_ = std::make_shared<Stub::Identity>();
-  stub.identity_->rid = std::string(rid);
-  stub.identity_->gid = gid.hex();
-  stub.identity_->group_ns = &family.parent;
-  arm_claim_timeout(stub.identity_, child, sid);
-  co_return stub;
+  auto it = host.replica_node.find(out.sid);
+  out.node = it != host.replica_node.end() ? it->second : self_;
+  (void)caller;
+  co_return out;
 }
 
 // An identify slot whose stub is never fetched is released after the claim timeout (DOG leaks
@@ -266,7 +303,7 @@ void Runtime::arm_claim_timeout(const std::shared_ptr<Stub::Identity>& id, Names
     ident->claimed = true;  // the slot is gone; a late fetch takes a fresh one
     auto rep = peer(child, sid);
     bool empty = !rep || !rep->state_->entry(ident->rid);
-    group_close(*ident->group_ns, ident->gid, sid, ident->rid, empty);
+    release_slot(*ident->group_ns, ident->gid, ident->group_node, sid, ident->rid, empty);
   });
 }
 
@@ -290,12 +327,32 @@ Response error_response(int status, const std::string& message) {
 
 Task<Response> Runtime::fetch(Stub& stub, Request& req) {
   Namespace& ns = *stub.ns_;
-  switch (locate(ns, stub.id_.hex())) {
-    case Where::kLocal:
-      break;
+  const std::string hex = stub.id_.hex();
+  if (auto ident = stub.identity_) {
+    if (!ident->claimed) {
+      ident->claimed = true;
+      if (ident->claim_timer) ident->claim_timer->cancel();
+    } else if (ident->group_node == self_) {
+      if (auto* core = group_core(*ident->group_ns, ident->gid))
+        core->acquire(hex);  // each fetch holds one slot for its duration
+    }
   }
+  std::string node = !stub.node_.empty() ? stub.node_ : locate(ns, hex);
+  for (int attempt = 0;; ++attempt) {
+    if (node == self_) co_return co_await fetch_here(ns, hex, req, stub.identity_);
+    auto out = co_await fetch_remote(node, ns, hex, req, stub.identity_);
+    if (out.not_here.empty()) co_return std::move(out.response);
+    if (attempt == 1 || out.not_here == node) co_return error_response(503, "object unavailable: routing has not converged");
+    ++stats_.reroutes;
+    node = out.not_here;
+    directory_[hex] = node;
+  }
+}
+
+Task<Response> Runtime::fetch_here(Namespace& ns, const std::string& hex, Request& req,
+                                   std::shared_ptr<Stub::Identity> route) {
   if (class_of(ns).is_group) {
-    const std::string gid = stub.id_.hex();
+    const std::string gid = hex;
     GroupHost& host = group_host(ns, gid);
     auto keep = class_of(ns).groups[gid];
     Response res;
@@ -312,18 +369,13 @@ Task<Response> Runtime::fetch(Stub& stub, Request& req) {
     maybe_evict_group(ns, gid);
     co_return res;
   }
-  auto rep = replica(ns, stub.id_.hex());
+  auto rep = replica(ns, hex);
   auto state = rep->state_;
-  if (auto ident = stub.identity_) {
-    req.headers.set("x-dog-client-identifier", ident->rid);
-    req.headers.set("x-dog-replica-identifier", stub.id_.hex());
-    req.headers.set("x-dog-group-identifier", ident->gid);
-    if (!ident->claimed) {
-      ident->claimed = true;
-      if (ident->claim_timer) ident->claim_timer->cancel();
-    } else if (auto* core = group_core(*ident->group_ns, ident->gid)) {
-      core->acquire(stub.id_.hex());  // each fetch holds one slot for its duration
-    }
+  if (route) {
+    req.headers.set("x-dog-client-identifier", route->rid);
+    req.headers.set("x-dog-replica-identifier", hex);
+    req.headers.set("x-dog-group-identifier", route->gid);
+    if (!route->group_node.empty() || !clustered()) state->group_node = route->group_node;
   }
   // validate(req, uid): the checks and messages of dog-semantics §3.2.
   auto oid = req.headers.get("x-dog-replica-identifier");
@@ -363,15 +415,10 @@ bool Runtime::evict_if_idle(Namespace& ns, const std::string& hex) {
   auto& st = *rep->state_;
   if (st.inflight > 0 || !st.pool.empty()) return false;
   if (st.idle_timer) st.idle_timer->cancel();
-  // Leave the Group's bookkeeping and every peer's set (DOG keeps departed Replicas forever).
-  if (st.parent_ns && !st.gid.empty()) {
-    Class& gc = class_of(*st.parent_ns);
-    if (auto it = gc.groups.find(st.gid); it != gc.groups.end()) it->second->core.forget(hex);
-    maybe_evict_group(*st.parent_ns, st.gid);
-  }
-  for (const auto& nid : st.neighbors)
-    if (auto p = peer(ns, nid)) p->state_->remove_neighbor(hex);
+  // Leave the Group's bookkeeping (DOG keeps departed Replicas forever).
+  if (st.parent_ns && !st.gid.empty()) release_slot(*st.parent_ns, st.gid, st.group_node, hex, "", true);
   class_of(ns).replicas.erase(hex);
+  if (cluster_) cluster_->publish_load(static_cast<uint32_t>(class_of(ns).replicas.size()));
   return true;
 }
 

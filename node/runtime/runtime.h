@@ -1,9 +1,12 @@
 // dog::Runtime — hosts Groups and Replicas on one loop: namespaces, instances created on first
 // use, identify, stub fetches, and the internal calls between objects.
 //
-// The routing seam: every call to another object goes through `locate()`, which today always
-// answers "this node". The cluster layer will answer with an owner node and carry the same
-// calls over rpc/ without any change to user code.
+// Routing: with a ClusterPort (node/runtime/cluster_port.h) every call to another object goes
+// through `locate()`: a Group lives on the node that owned its id when it was activated, a
+// Replica on the node its Group placed it on (`routing::place_new`, the less loaded of two),
+// and a node that is asked for an object it does not hold answers "not here, try X"; the caller
+// re-routes exactly once. Without a ClusterPort every object is local. docs/cluster.md has the
+// whole design: the directory, the relay, the per-node fan-out, failover.
 //
 // Internal traffic (identify, slot release, introductions, fan-out, gossip) is made of C++
 // calls between hosts, never URL paths, so no client request can reach it (a fix over DOG,
@@ -18,7 +21,9 @@
 
 #include "dog/dog.h"
 #include "node/loop.h"
+#include "node/runtime/cluster_port.h"
 #include "node/runtime/group_core.h"
+#include "rpc/dog.capnp.h"
 
 namespace dog {
 
@@ -29,7 +34,7 @@ struct Replica::State {
   Namespace* self_ns = nullptr;
   Namespace* parent_ns = nullptr;  // from link()
   std::string gid;                 // the Group that created this Replica, if any
-  std::vector<std::string> neighbors;
+  std::string group_node;          // where that Group lives (self when local or unknown)
   struct Entry {
     std::string rid;
     std::vector<std::shared_ptr<Socket>> sockets;
@@ -42,13 +47,9 @@ struct Replica::State {
   // Sends `body` to every pooled socket whose request id differs from `sender`, or to all
   // when `self`.
   void emit_local(std::string_view sender, const std::string& body, bool self_too);
-  void deliver_to(std::string_view target, const std::string& body);
-  Task<void> broadcast(std::string sender, std::string body, bool self_too);
-  Task<void> whisper(std::string sender, std::string target, std::string body);
-  // The peers that still exist (missing ones leave `neighbors`).
-  std::vector<std::shared_ptr<Replica>> live_peers();
-  void add_neighbor(const std::string& nid);
-  void remove_neighbor(const std::string& nid);
+  // Group-wide sends go to the Group's node, which reaches each node holding sockets once.
+  void broadcast(const std::string& sender, std::string body, bool self_too);
+  void whisper(const std::string& sender, const std::string& target, std::string body);
   void add_socket(const std::shared_ptr<Socket>& s);
   // Removes the socket; true if its request id has no socket left here.
   bool remove_socket(const std::shared_ptr<Socket>& s);
@@ -62,6 +63,7 @@ struct Replica::State {
 struct Stub::Identity {
   std::string rid;
   std::string gid;
+  std::string group_node;  // the node hosting the Group (self without a cluster)
   Namespace* group_ns = nullptr;
   bool claimed = false;
   std::unique_ptr<asio::steady_timer> claim_timer;
@@ -69,7 +71,8 @@ struct Stub::Identity {
 
 class Runtime {
  public:
-  Runtime(node::Loop& loop, RuntimeConfig config);
+  // `cluster` may be null (one node); it must outlive the runtime's use of it.
+  Runtime(node::Loop& loop, RuntimeConfig config, ClusterPort* cluster = nullptr);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -80,13 +83,70 @@ class Runtime {
   node::Loop& loop() { return loop_; }
   const RuntimeConfig& config() const { return config_; }
   Namespace* find_namespace(std::string_view binding);
+  bool is_group_ns(const Namespace& ns) const { return class_of(ns).is_group; }
 
-  // The routing seam. Today every object lives here.
-  enum class Where { kLocal };
-  Where locate(const Namespace&, const std::string& /*hex*/) const { return Where::kLocal; }
+  // This node's name ("" without a cluster) and the node to try first for an object.
+  const std::string& self_node() const { return self_; }
+  std::string locate(const Namespace& ns, const std::string& hex) const;
+  bool clustered() const { return cluster_ != nullptr; }
+  ClusterPort* cluster() { return cluster_; }
 
   Task<Response> fetch(Stub& stub, Request& req);
   Task<Stub> identify(const ObjectId& gid, std::string_view rid, const Family& family);
+
+  // --- the node's side of the cluster (service.cc, relay.cc, fanout.cc) ---
+  // This node's wire::Node, served to every peer.
+  rpc::wire::Node::Client make_service();
+  // DOG identify on this node: serve it if the Group is (or may be) here, else name another.
+  struct IdentifyAnswer {
+    std::string sid, node;       // the Replica and the node it lives on
+    std::string not_here;        // set instead: the node to try
+  };
+  Task<IdentifyAnswer> identify_here(Namespace& group_ns, const std::string& gid, std::string rid,
+                                     const std::string& caller);
+  // A request for a Replica or Group hosted here. `route` is the identify stub's identity.
+  Task<Response> fetch_here(Namespace& ns, const std::string& hex, Request& req,
+                            std::shared_ptr<Stub::Identity> route);
+  // Group-side: forward a cast to each node holding sockets of the group (casts.cc).
+  void group_cast(const std::string& gid, rpc::wire::GroupCast::Reader cast);
+  // Node-side: deliver a cast to this node's client sockets of the group.
+  void deliver_cast(rpc::wire::GroupCast::Reader cast);
+  // Entry-side: a client socket of (gid, rid) opened or closed on this node.
+  void attach_client(Namespace& group_ns, const std::string& gid, const std::string& group_node,
+                     const std::string& rid, const std::shared_ptr<http::WebSocket>& ws);
+  void detach_client(const std::string& gid, const std::string& rid, const http::WebSocket* ws);
+  void subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta);
+  // Slot release at the Group, wherever it lives (fire and forget). Empty `rid` and `empty`
+  // set: the Replica is gone, forget it.
+  void release_slot(Namespace& group_ns, const std::string& gid, const std::string& group_node,
+                    const std::string& sid, const std::string& rid, bool empty);
+  // The Group's other Replicas with their nodes.
+  std::vector<std::pair<std::string, std::string>> group_peers(Namespace& group_ns, const std::string& gid,
+                                                               const std::string& sid);
+  // Membership: `node` is gone; forget what lived there, close relays to it with 1012, and
+  // rebuild the Groups it hosted from the Replicas here.
+  void node_gone(const std::string& node);
+  // Directory: `host` holds a live activation of `hex` (an object this node owns the id of).
+  void register_host(const std::string& hex, const std::string& host);
+  // Failover: the Replica `sid` on `host` belongs to Group `gid`, whose node died; this node
+  // owns the Group's id now and re-creates it with the Replica's slot counts.
+  void adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& sid, const std::string& host,
+                     int count, const std::vector<std::string>& rids);
+  // The routing view changed: tell the new owners of ids whose objects live here.
+  void view_changed();
+  // The Group's other Replicas with their nodes, asked of the Group's node.
+  Task<std::vector<std::pair<std::string, std::string>>> fetch_peers(Namespace& group_ns, const std::string& gid,
+                                                                     const std::string& group_node,
+                                                                     const std::string& sid);
+  // One peer's ongossip on another node.
+  Task<Json> gossip_remote(const std::string& node, Namespace& child, const std::string& sid, const Json& msg,
+                           std::chrono::milliseconds deadline);
+  // A new Replica id for `child`, placed on the less loaded of two nodes.
+  ObjectId place_new(const Namespace& child) const;
+  // Relays: the entry node keeps the client sinks it serves, by Replica node, to close them
+  // with 1012 when that node dies.
+  struct EntryRelay;
+  void track_relay(const std::string& node, const std::shared_ptr<EntryRelay>& r);
 
   // Instances, created on first use (two-phase: construct, set uid, link).
   std::shared_ptr<Group> group(Namespace& ns, const std::string& hex);
@@ -106,11 +166,24 @@ class Runtime {
   runtime::GroupCore* group_core(Namespace& ns, const std::string& hex);
   size_t replica_count(const Namespace& ns) const;
   size_t group_count(const Namespace& ns) const;
+  // The other Replicas of `hex`'s Group (from the Group's bookkeeping; local Groups only).
   std::vector<std::string> neighbors(Namespace& ns, const std::string& hex);
   std::string group_of(Namespace& ns, const std::string& hex);
   size_t evict_all_idle();
 
   static std::string serialize(const Json& msg);
+  // Counters, for tests and metrics.
+  struct Stats {
+    uint64_t casts_sent = 0;        // groupCast/deliverCast calls sent to other nodes
+    uint64_t casts_delivered = 0;   // socket deliveries made by deliver_cast
+    uint64_t reroutes = 0;          // "not here" answers followed
+    uint64_t relays_closed_1012 = 0;
+    uint64_t remote_errors = 0;
+  };
+  const Stats& stats() const { return stats_; }
+  // False once the runtime is destroyed (for callbacks that may outlive it).
+  std::shared_ptr<bool> alive_flag() const { return alive_; }
+  Stats& mutable_stats() { return stats_; }
 
  private:
   struct GroupHost {
@@ -120,6 +193,9 @@ class Runtime {
     bool identifying = false;                              // identify is atomic per Group
     int inflight = 0;                                      // requests in the Group's receive
     std::deque<std::shared_ptr<asio::steady_timer>> waiters;
+    std::unordered_map<std::string, std::string> replica_node;  // sid -> node it lives on
+    // node -> request id -> client sockets that node holds (who a cast must reach)
+    std::map<std::string, std::map<std::string, int>> subscribers;
   };
   struct Class {
     std::unique_ptr<Namespace> ns;
@@ -136,13 +212,53 @@ class Runtime {
   // so client-chosen group names cannot grow memory without bound.
   void maybe_evict_group(Namespace& group_ns, const std::string& gid);
   Task<void> lock_identify(GroupHost& host);
+  friend struct Replica::State;
+  friend class Replica;
   void unlock_identify(GroupHost& host);
   void arm_claim_timeout(const std::shared_ptr<Stub::Identity>& id, Namespace& child, const std::string& sid);
 
+  // remote.cc: calls to other nodes.
+  struct FetchOutcome {
+    Response response;
+    std::string not_here;  // set instead of a response: the node to try
+  };
+  Task<IdentifyAnswer> identify_remote(const std::string& node, const Family& family, const std::string& gid,
+                                       const std::string& rid);
+  Task<FetchOutcome> fetch_remote(const std::string& node, Namespace& ns, const std::string& hex, Request& req,
+                                  std::shared_ptr<Stub::Identity> route);
+  // Sends without awaiting; failures are counted and logged (membership handles dead peers).
+  template <typename Fn>
+  void fire(const std::string& node, Fn&& fn);
+  void send_cast(const std::string& gid, const std::string& group_node, Namespace& group_ns,
+                 rpc::wire::CastKind kind, const std::string& sender, bool self_too, const std::string& target,
+                 const std::string& body);
+  GroupHost* find_group(const std::string& gid);
+  void forget_replica_at_group(Namespace& group_ns, const std::string& gid, const std::string& sid);
+
   node::Loop& loop_;
   RuntimeConfig config_;
+  ClusterPort* cluster_ = nullptr;
+  std::string self_;
   Env env_;
   std::map<std::string, Class, std::less<>> classes_;
+  // Where objects this node does not own were last found (learned from "not here" answers and
+  // registrations): hex -> node.
+  std::unordered_map<std::string, std::string> directory_;
+  // Entry side: client sockets by Group, for deliver_cast.
+  struct Client {
+    std::string rid;
+    std::weak_ptr<http::WebSocket> ws;
+    const http::WebSocket* key = nullptr;
+  };
+  struct ClientGroup {
+    std::string group_node;
+    Namespace* group_ns = nullptr;
+    std::vector<Client> clients;
+  };
+  std::unordered_map<std::string, ClientGroup> clients_;
+  std::multimap<std::string, std::weak_ptr<EntryRelay>> relays_;  // by Replica node
+  Stats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace dog
