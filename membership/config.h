@@ -49,6 +49,13 @@ struct Config {
   //   ~ (1-(1-p)^2)^2 * (1-(1-p)^4)^k   (6e-5 at p=5 %, k=3, versus 6e-4 without the retry),
   // and the 4k-message indirect exchange runs for ~(1-(1-p)^2)^2 of probes instead of 1-(1-p)^2.
   bool probe_retry = true;
+  // Lifeguard: a probe answered by neither an ack nor a single nack from its k relays suggests
+  // that *we* cannot hear (slow, overloaded, cut off), so it raises our health score and accuses
+  // nobody -- but only for this many consecutive probes. Any ack or nack resets the count; the
+  // next silent probe after the limit suspects its target as memberlist does. Without the limit
+  // a survivor whose relays are all dead (3 members, 2 crash) would never accuse anyone.
+  // 0 = always suspect (memberlist).
+  uint32_t inconclusive_probe_limit = 1;
 
   // --- Suspicion (SWIM §4.2, Lifeguard LHA-Suspicion) ---
 
@@ -115,8 +122,11 @@ struct Config {
   size_t max_user_payload_bytes = 512;
   size_t max_updates_per_datagram = 64;
 
-  // Session id of this incarnation of the process; part of every nonce and of replay checks.
-  // REQUIRES: strictly increases across restarts of the same node name (e.g. boot time in ns).
+  // Session id of this run of the process; part of every nonce, of replay checks, and of our
+  // MemberInfo (a higher session of the same name is a new member: types.h).
+  // REQUIRES: strictly increases across restarts of the same node name. SwimHost sets it from
+  // CLOCK_REALTIME in ns (SwimHostOptions::session_from_realtime); the default 1 is for the
+  // simulator and hand-driven tests only. Must be nonzero.
   uint64_t session_id = 1;
 
   static Config lan();    // LAN: T=1 s, probe 200 ms + indirect 300 ms, gossip 200 ms x 3

@@ -21,11 +21,17 @@ struct Stats {
   uint64_t dropped_malformed = 0;   // authenticated but not a valid message within limits
   uint64_t dropped_replay = 0;      // (sender, session, counter) already seen or too old
   uint64_t dropped_misdirected = 0; // a ping meant for another node name
+  // Updates ignored (not counted in dropped_total: the packet itself was fine).
+  uint64_t stale_session_updates = 0;  // about an older run (session) of a member, or of us
+  uint64_t bad_incarnations = 0;       // incarnation >= kMaxIncarnation (never produced honestly)
+  uint64_t self_session_conflicts = 0; // an alive of our name with a newer session: duplicate name
 
   // Protocol activity.
   uint64_t probes = 0;
   uint64_t probe_failures = 0;       // probes that ended in a suspicion
-  uint64_t probes_inconclusive = 0;  // failed, but no relay answered either: no accusation
+  uint64_t probes_inconclusive = 0;  // failed, but no relay answered either: no accusation (yet)
+  uint64_t quiet_suspicions = 0;     // raised past inconclusive_probe_limit; kept local
+  uint64_t restarts_seen = 0;        // members replaced by a newer session of the same name
   uint64_t indirect_probes = 0;      // ping-req sent
   uint64_t nacks_received = 0;
   uint64_t suspicions_raised = 0;    // by our own probes

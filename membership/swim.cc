@@ -65,6 +65,7 @@ Swim::Swim(const Config& cfg, Identity self, Keyring& keyring, Clock& clock, Tim
   me.info.addr = std::move(self.addr);
   me.info.meta = std::move(self.meta);
   me.info.incarnation = 1;
+  me.info.session = cfg.session_id;
   me.info.state = MemberState::kAlive;
   members_.push_back(std::move(me));
   index_.emplace(self_name_, 0);
@@ -157,6 +158,7 @@ void Swim::leave() {
   u.kind = UpdateKind::kLeft;
   u.node = self_name_;
   u.incarnation = me.info.incarnation;
+  u.session = me.info.session;
   u.from = self_name_;
   set_state(me, MemberState::kLeft);
   emit(EventKind::kLeave, me);
@@ -247,6 +249,7 @@ void Swim::probe_tick() {
     buddy.kind = UpdateKind::kSuspect;
     buddy.node = m.info.name;
     buddy.incarnation = m.info.incarnation;
+    buddy.session = m.info.session;
     buddy.from = self_name_;
   }
   send_datagram(m.info.addr, out_msg_, suspect ? &buddy : nullptr);
@@ -296,21 +299,34 @@ void Swim::send_indirect(uint64_t gen) {
 void Swim::probe_deadline(uint64_t gen) {
   if (!probe_.active || probe_.gen != gen) return;
   probe_.active = false;
-  if (probe_.acked) return;
+  if (probe_.acked) {
+    inconclusive_run_ = 0;
+    return;
+  }
   // LHA-Probe: missing nacks mean *we* are likely the slow one.
   if (probe_.nacks_expected > 0)
     awareness_.apply(static_cast<int>(probe_.nacks_expected - std::min(probe_.nacks_expected, probe_.nacks_received)));
   else
     awareness_.apply(1);
-  if (cfg_.lifeguard && probe_.nacks_expected > 0 && probe_.nacks_received == 0) {
-    // Neither an ack nor a single nack from k relays: the relays are evidently unable to reach
-    // *us* (we are slow, overloaded or cut off), so the probe says nothing about the target.
-    // Only the health score moves; an accusation would most likely be false.
+  if (probe_.nacks_received > 0) inconclusive_run_ = 0;
+  if (cfg_.lifeguard && probe_.nacks_expected > 0 && probe_.nacks_received == 0 &&
+      inconclusive_run_ < cfg_.inconclusive_probe_limit) {
+    // Neither an ack nor a single nack from k relays: the relays may be unable to reach *us*
+    // (we are slow, overloaded or cut off), so the probe says little about the target. Only
+    // the health score moves -- for inconclusive_probe_limit probes in a row. Past that, the
+    // relays are as likely dead as we are deaf (3 members, 2 crashed), and the target is
+    // suspected as memberlist does -- quietly: the suspicion and any death it leads to stay in
+    // our own view and are never gossiped, so a deaf member cannot kill healthy ones elsewhere
+    // (a buddy ping still tells the target, which refutes). Our raised health score has already
+    // slowed our probing and lengthened our timeouts.
+    ++inconclusive_run_;
     ++stats_.probes_inconclusive;
     return;
   }
+  const bool silent = cfg_.lifeguard && probe_.nacks_expected > 0 && probe_.nacks_received == 0;
   ++stats_.probe_failures;
-  suspect_locally(probe_.target);
+  if (silent) ++stats_.quiet_suspicions;
+  suspect_locally(probe_.target, silent);
 }
 
 void Swim::relay_timeout(uint32_t slot, uint64_t seq) {
@@ -488,6 +504,7 @@ void Swim::on_datagram(std::string_view from_addr, std::span<const uint8_t> byte
     ++stats_.dropped_replay;
     return;
   }
+  heard_from(in_msg_.from);
   handle_datagram(from_addr, in_msg_);
   arm();
 }
@@ -514,6 +531,7 @@ void Swim::on_stream(std::string_view from_addr, std::span<const uint8_t> bytes)
     ++stats_.dropped_replay;
     return;
   }
+  heard_from(in_pp_.from);
   handle_push_pull(in_pp_);
   arm();
 }

@@ -125,6 +125,9 @@ class Swim {
     TimePoint state_change{};
     std::unique_ptr<Suspicion> suspicion;
     uint64_t suspicion_gen = 0;
+    bool quiet = false;       // the current suspicion is local only (apply_suspect)
+    bool quiet_dead = false;  // declared dead by a quiet suspicion: nobody else was told, so an
+                              // alive of the same incarnation brings it back
     uint64_t ring_hash = 0;  // position on the successor-probing ring
   };
   struct Probe {
@@ -170,12 +173,18 @@ class Swim {
   // swim_merge.cc: state transitions.
   void apply_update(const Update& u);
   void apply_alive(const Update& u);
-  void apply_suspect(const Update& u);
+  // quiet: a suspicion raised by a silent probe run (no ack, no nack: we may be the deaf one);
+  // it and the death it may lead to stay local, never gossiped, until a peer accuses too.
+  void apply_suspect(const Update& u, bool quiet = false);
   void apply_dead(const Update& u);
   void apply_user(const Update& u);
-  void suspect_locally(uint32_t idx);
+  void suspect_locally(uint32_t idx, bool quiet = false);
+  // We heard an authenticated packet from `from`: we are not deaf. Quiet suspicions end (alive
+  // again) and a quiet death of `from` itself is undone (it joins again).
+  void heard_from(std::string_view from);
   void suspicion_expired(uint32_t idx, uint64_t gen);
-  void refute(uint64_t accused_incarnation);
+  // Outbids `accused_incarnation`; `accused` (if set) is reported through on_self_state.
+  void refute(uint64_t accused_incarnation, std::optional<MemberState> accused);
   void merge_state(const PushPull& p);
   uint32_t add_member(const Update& u);
   void set_state(Member& m, MemberState s);
@@ -209,6 +218,8 @@ class Swim {
   std::deque<std::string> verify_;
   std::set<std::pair<uint64_t, uint32_t>> ring_;  // live members by (ring_hash, slot)
   uint64_t probe_count_ = 0;
+  uint32_t inconclusive_run_ = 0;  // consecutive probes with neither ack nor nack
+  std::vector<uint32_t> quiet_;     // slots with a quiet suspicion or a quiet death
   size_t n_live_ = 1;
   uint64_t digest_ = 0;
   uint64_t view_epoch_ = 0;

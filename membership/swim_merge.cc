@@ -19,6 +19,12 @@ uint64_t mix(uint64_t x) {
   return x;
 }
 bool is_live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
+// Order of an update's session against the one we know: -1 older run, 1 newer run, 0 the same
+// run or unknown (0 on either side: an older peer; incarnations alone decide).
+int session_order(uint64_t update_session, uint64_t known) {
+  if (update_session == 0 || known == 0 || update_session == known) return 0;
+  return update_session < known ? -1 : 1;
+}
 }  // namespace
 
 uint64_t ring_hash_of(std::string_view name) { return mix(fnv1a(name) ^ 0x72696e67ULL); }
@@ -27,7 +33,7 @@ uint64_t Swim::member_hash(const MemberInfo& m) const {
   // Digest contribution of a live member: order-independent (XOR-combined) hash of name and
   // incarnation. Suspect and alive hash alike; dead/left members contribute nothing.
   if (!is_live(m.state)) return 0;
-  return mix(fnv1a(m.name) ^ mix(m.incarnation));
+  return mix(fnv1a(m.name) ^ mix(m.incarnation) ^ mix(m.session + 0x73657373ULL));
 }
 
 Swim::Member* Swim::find(std::string_view name) {
@@ -76,7 +82,9 @@ void Swim::set_state(Member& m, MemberState s) {
   if (s != MemberState::kSuspect) {
     m.suspicion.reset();
     ++m.suspicion_gen;
+    m.quiet = false;
   }
+  m.quiet_dead = false;
 }
 
 Update Swim::alive_update_for_self() const {
@@ -85,6 +93,7 @@ Update Swim::alive_update_for_self() const {
   u.kind = UpdateKind::kAlive;
   u.node = self_name_;
   u.incarnation = me.info.incarnation;
+  u.session = me.info.session;
   u.addr = me.info.addr;
   u.meta = me.info.meta;
   return u;
@@ -95,7 +104,7 @@ bool Swim::set_meta(const Meta& meta) {
   Member& me = members_[0];
   digest_ ^= member_hash(me.info);
   me.info.meta = meta;
-  ++me.info.incarnation;
+  if (me.info.incarnation < kMaxIncarnation) ++me.info.incarnation;
   digest_ ^= member_hash(me.info);
   emit(EventKind::kUpdate, me);
   enqueue(alive_update_for_self());
@@ -113,14 +122,17 @@ bool Swim::broadcast_user(std::span<const uint8_t> payload) {
   return true;
 }
 
-void Swim::refute(uint64_t accused_incarnation) {
+void Swim::refute(uint64_t accused_incarnation, std::optional<MemberState> accused) {
   Member& me = members_[0];
+  if (accused && sink_) sink_->on_self_state(*accused, accused_incarnation);
   digest_ ^= member_hash(me.info);
-  me.info.incarnation = std::max(me.info.incarnation, accused_incarnation) + 1;
+  // accused < kMaxIncarnation (apply_update drops the rest), so this never wraps.
+  me.info.incarnation = std::min(std::max(me.info.incarnation, accused_incarnation) + 1, kMaxIncarnation);
   digest_ ^= member_hash(me.info);
   ++stats_.refutations;
   awareness_.apply(1);  // LHA: being suspected suggests we are the slow one
   enqueue(alive_update_for_self());
+  if (accused && sink_) sink_->on_self_state(MemberState::kAlive, me.info.incarnation);
 }
 
 uint32_t Swim::add_member(const Update& u) {
@@ -138,6 +150,7 @@ uint32_t Swim::add_member(const Update& u) {
   m.info.addr = u.addr;
   m.info.meta = u.meta;
   m.info.incarnation = u.incarnation;
+  m.info.session = u.session;
   m.info.state = MemberState::kDead;  // set_state below counts the transition to alive
   m.ring_hash = ring_hash_of(u.node);
   m.state_change = clock_.now();
@@ -150,6 +163,10 @@ uint32_t Swim::add_member(const Update& u) {
 }
 
 void Swim::apply_update(const Update& u) {
+  if (u.kind != UpdateKind::kUser && u.incarnation >= kMaxIncarnation) {
+    ++stats_.bad_incarnations;
+    return;
+  }
   switch (u.kind) {
     case UpdateKind::kAlive: apply_alive(u); break;
     case UpdateKind::kSuspect: apply_suspect(u); break;
@@ -161,8 +178,14 @@ void Swim::apply_update(const Update& u) {
 
 void Swim::apply_alive(const Update& u) {
   if (u.node == self_name_) {
-    // Someone spreads an alive about us newer than ours (a previous run of this name): outbid it.
-    if (u.incarnation > incarnation() && !leaving_) refute(u.incarnation);
+    const int order = session_order(u.session, cfg_.session_id);
+    if (order < 0) {
+      ++stats_.stale_session_updates;  // our previous run; our own alive replaces it
+    } else if (order > 0) {
+      ++stats_.self_session_conflicts;  // a newer run of our name elsewhere: cannot outbid it
+    } else if (u.incarnation > incarnation() && !leaving_) {
+      refute(u.incarnation, std::nullopt);  // an alive of this run newer than ours: outbid it
+    }
     return;
   }
   if (u.addr.empty()) return;
@@ -175,11 +198,36 @@ void Swim::apply_alive(const Update& u) {
     enqueue(u);
     return;
   }
-  if (u.incarnation <= m->info.incarnation) return;
+  const int order = session_order(u.session, m->info.session);
+  if (order < 0) {
+    ++stats_.stale_session_updates;
+    return;
+  }
+  if (order > 0) {
+    // Same name, newer run: a new member. The old run is dead with everything it held.
+    ++stats_.restarts_seen;
+    const bool was_live = is_live(m->info.state);
+    if (was_live) {
+      set_state(*m, MemberState::kDead);
+      emit(EventKind::kDead, *m);
+    }
+    m->info.session = u.session;  // not live here: no digest contribution to move
+    m->info.incarnation = u.incarnation;
+    m->info.addr = u.addr;
+    m->info.meta = u.meta;
+    set_state(*m, MemberState::kAlive);
+    if (!was_live) probe_order_.push_back(static_cast<uint32_t>(m - members_.data()));
+    emit(EventKind::kJoin, *m);
+    enqueue(u);
+    return;
+  }
+  const bool revive_quiet = m->quiet_dead && u.incarnation == m->info.incarnation;
+  if (u.incarnation <= m->info.incarnation && !revive_quiet) return;
   const MemberState prev = m->info.state;
   const bool meta_changed = !(m->info.meta == u.meta) || m->info.addr != u.addr;
   digest_ ^= member_hash(m->info);
   m->info.incarnation = u.incarnation;
+  if (u.session != 0) m->info.session = u.session;
   m->info.addr = u.addr;
   m->info.meta = u.meta;
   digest_ ^= member_hash(m->info);
@@ -196,16 +244,30 @@ void Swim::apply_alive(const Update& u) {
   enqueue(u);
 }
 
-void Swim::apply_suspect(const Update& u) {
+void Swim::apply_suspect(const Update& u, bool quiet) {
   if (u.node == self_name_) {
-    if (!leaving_ && u.incarnation >= incarnation()) refute(u.incarnation);
+    if (session_order(u.session, cfg_.session_id) != 0)
+      ++stats_.stale_session_updates;  // about another run of our name
+    else if (!leaving_ && u.incarnation >= incarnation())
+      refute(u.incarnation, MemberState::kSuspect);
     return;
   }
   Member* m = find(u.node);
   if (!m || !is_live(m->info.state) || u.incarnation < m->info.incarnation) return;
+  if (session_order(u.session, m->info.session) != 0) {
+    ++stats_.stale_session_updates;  // an older run, or a newer one we have not seen alive yet
+    return;
+  }
   const uint32_t idx = static_cast<uint32_t>(m - members_.data());
   const std::string& accuser = u.from.empty() ? u.node : u.from;
   if (m->info.state == MemberState::kSuspect && u.incarnation == m->info.incarnation) {
+    if (!quiet && m->quiet) {
+      // A peer accuses too: our quiet suspicion is corroborated and becomes a normal one.
+      m->quiet = false;
+      Update mine = u;
+      mine.from = self_name_;
+      enqueue(mine);
+    }
     if (m->suspicion && m->suspicion->confirm(accuser)) {
       schedule(m->suspicion->deadline(), TimerKind::kSuspicion, idx, m->suspicion_gen);
       enqueue(u);  // re-gossip confirmations so others shrink their timers too
@@ -229,8 +291,10 @@ void Swim::apply_suspect(const Update& u) {
   m->suspicion = std::make_unique<Suspicion>(accuser, k, clock_.now(), min, max);
   schedule(m->suspicion->deadline(), TimerKind::kSuspicion, idx, m->suspicion_gen);
   const bool local = accuser == self_name_;
+  m->quiet = quiet;
+  if (quiet && std::find(quiet_.begin(), quiet_.end(), idx) == quiet_.end()) quiet_.push_back(idx);
   emit(EventKind::kSuspect, *m, local);
-  enqueue(u);
+  if (!quiet) enqueue(u);
   // Lifeguard-style acceleration: a few members re-probe the suspect at their next tick, so
   // independent confirmations of a real failure arrive within about one period.
   if (!local && cfg_.lifeguard && cfg_.suspicion_verifiers > 0 &&
@@ -238,7 +302,7 @@ void Swim::apply_suspect(const Update& u) {
     verify_.push_back(u.node);
 }
 
-void Swim::suspect_locally(uint32_t idx) {
+void Swim::suspect_locally(uint32_t idx, bool quiet) {
   Member& m = members_[idx];
   if (!m.in_use || !is_live(m.info.state)) return;
   ++stats_.suspicions_raised;
@@ -246,8 +310,32 @@ void Swim::suspect_locally(uint32_t idx) {
   u.kind = UpdateKind::kSuspect;
   u.node = m.info.name;
   u.incarnation = m.info.incarnation;
+  u.session = m.info.session;
   u.from = self_name_;
-  apply_suspect(u);
+  apply_suspect(u, quiet);
+}
+
+void Swim::heard_from(std::string_view from) {
+  inconclusive_run_ = 0;
+  if (quiet_.empty()) return;
+  std::vector<uint32_t> slots;
+  slots.swap(quiet_);
+  for (uint32_t idx : slots) {
+    Member& m = members_[idx];
+    if (!m.in_use) continue;
+    if (m.quiet && m.info.state == MemberState::kSuspect) {
+      set_state(m, MemberState::kAlive);  // never gossiped: nothing to refute
+      emit(EventKind::kAlive, m);
+    } else if (m.quiet_dead && m.info.state == MemberState::kDead) {
+      if (m.info.name != from) {
+        quiet_.push_back(idx);
+        continue;
+      }
+      set_state(m, MemberState::kAlive);
+      probe_order_.push_back(idx);
+      emit(EventKind::kJoin, m);
+    }
+  }
 }
 
 void Swim::suspicion_expired(uint32_t idx, uint64_t gen) {
@@ -260,21 +348,45 @@ void Swim::suspicion_expired(uint32_t idx, uint64_t gen) {
   u.kind = UpdateKind::kDead;
   u.node = m.info.name;
   u.incarnation = m.info.incarnation;
+  u.session = m.info.session;
   u.from = self_name_;
+  const bool quiet = m.quiet;  // set_state clears it
   set_state(m, MemberState::kDead);
+  m.quiet_dead = quiet;
   emit(EventKind::kDead, m, true);
-  enqueue(u);
+  if (!quiet) enqueue(u);
 }
 
 void Swim::apply_dead(const Update& u) {
   const bool left = u.kind == UpdateKind::kLeft;
   if (u.node == self_name_) {
-    // A death (or a stale "left") of ourselves while we are running: refute.
-    if (!leaving_ && u.incarnation >= incarnation()) refute(u.incarnation);
+    // A death (or a stale "left") of this run while we are running: refute.
+    if (session_order(u.session, cfg_.session_id) != 0)
+      ++stats_.stale_session_updates;
+    else if (!leaving_ && u.incarnation >= incarnation())
+      refute(u.incarnation, left ? MemberState::kLeft : MemberState::kDead);
     return;
   }
   Member* m = find(u.node);
-  if (!m || !is_live(m->info.state) || u.incarnation < m->info.incarnation) return;
+  if (!m) return;
+  const int order = session_order(u.session, m->info.session);
+  if (order < 0) {
+    ++stats_.stale_session_updates;
+    return;
+  }
+  if (order > 0) {
+    // A newer run of this name, already gone: whatever we hold (live or not) is over too, and
+    // the tombstone now carries the newer session so the older run cannot come back.
+    if (is_live(m->info.state)) {
+      set_state(*m, left ? MemberState::kLeft : MemberState::kDead);
+      emit(left ? EventKind::kLeave : EventKind::kDead, *m);
+    }
+    m->info.session = u.session;
+    m->info.incarnation = u.incarnation;
+    enqueue(u);
+    return;
+  }
+  if (!is_live(m->info.state) || u.incarnation < m->info.incarnation) return;
   digest_ ^= member_hash(m->info);
   m->info.incarnation = u.incarnation;
   digest_ ^= member_hash(m->info);
@@ -306,6 +418,7 @@ void Swim::TEST_install(const std::vector<MemberInfo>& members) {
     u.node = r.name;
     u.addr = r.addr;
     u.incarnation = r.incarnation;
+    u.session = r.session;
     u.meta = r.meta;
     const uint32_t idx = add_member(u);
     set_state(members_[idx], MemberState::kAlive);
@@ -322,6 +435,7 @@ void Swim::merge_state(const PushPull& p) {
     u = Update{};
     u.node = r.name;
     u.incarnation = r.incarnation;
+    u.session = r.session;
     switch (r.state) {
       case MemberState::kAlive:
         u.kind = UpdateKind::kAlive;

@@ -40,6 +40,7 @@ struct Meta {
   zone @2 :Text;
   capacity @3 :UInt32;
   buildVersion @4 :Text;
+  load @5 :UInt32;        # live Replicas on the node (placement); 0 from older peers
 }
 
 struct Update {
@@ -50,6 +51,7 @@ struct Update {
   from @4 :Text;          # suspect/dead: the accuser
   meta @5 :Meta;          # alive only
   payload @6 :Data;       # user only
+  session @7 :UInt64;     # the subject's session (one per process run); 0 = unknown (older peer)
 }
 
 struct Datagram {
@@ -83,6 +85,7 @@ struct MemberRecord {
   incarnation @2 :UInt64;
   status @3 :MemberStatus;
   meta @4 :Meta;
+  session @5 :UInt64;     # as Update.session; 0 = unknown (older peer)
 }
 
 struct PushPull {

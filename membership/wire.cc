@@ -21,6 +21,7 @@ void set_meta(cw::Meta::Builder b, const Meta& m) {
   if (!m.http_addr.empty()) b.setHttpAddr(m.http_addr);
   if (!m.zone.empty()) b.setZone(m.zone);
   b.setCapacity(m.capacity);
+  b.setLoad(m.load);
   if (!m.build_version.empty()) b.setBuildVersion(m.build_version);
 }
 
@@ -35,6 +36,7 @@ bool get_meta(cw::Meta::Reader r, size_t max, Meta& m) {
       !copy_text(r.getZone(), max, m.zone) || !copy_text(r.getBuildVersion(), max, m.build_version))
     return false;
   m.capacity = r.getCapacity();
+  m.load = r.getLoad();
   return m.byte_size() <= max;
 }
 
@@ -76,6 +78,7 @@ void encode(const Datagram& d, std::vector<uint8_t>& out) {
       b.setKind(static_cast<cw::UpdateKind>(u.kind));
       b.setNode(u.node);
       b.setIncarnation(u.incarnation);
+      b.setSession(u.session);
       if (!u.addr.empty()) b.setAddr(u.addr);
       if (!u.from.empty()) b.setFrom(u.from);
       if (u.kind == UpdateKind::kAlive) set_meta(b.initMeta(), u.meta);
@@ -103,6 +106,7 @@ void encode(const PushPull& p, std::vector<uint8_t>& out) {
       b.setName(m.name);
       b.setAddr(m.addr);
       b.setIncarnation(m.incarnation);
+      b.setSession(m.session);
       b.setStatus(static_cast<cw::MemberStatus>(m.state));
       set_meta(b.initMeta(), m.meta);
     }
@@ -138,6 +142,7 @@ bool decode(std::span<const uint8_t> bytes, const WireLimits& limits, Datagram& 
       u.kind = static_cast<UpdateKind>(uk);
       if (!copy_text(r.getNode(), limits.max_name_bytes, u.node) || u.node.empty()) return false;
       u.incarnation = r.getIncarnation();
+      u.session = r.getSession();
       if (!copy_text(r.getAddr(), limits.max_addr_bytes, u.addr)) return false;
       if (!copy_text(r.getFrom(), limits.max_name_bytes, u.from)) return false;
       u.meta = Meta{};
@@ -178,6 +183,7 @@ bool decode(std::span<const uint8_t> bytes, const WireLimits& limits, PushPull& 
       if (!copy_text(r.getName(), limits.max_name_bytes, m.name) || m.name.empty()) return false;
       if (!copy_text(r.getAddr(), limits.max_addr_bytes, m.addr)) return false;
       m.incarnation = r.getIncarnation();
+      m.session = r.getSession();
       auto st = static_cast<uint16_t>(r.getStatus());
       if (st > static_cast<uint16_t>(MemberState::kLeft)) return false;
       m.state = static_cast<MemberState>(st);
@@ -198,9 +204,9 @@ size_t encoded_size_estimate(const Update& u) {
   // and trims (so an underestimate costs a re-encode, never an oversized datagram).
   auto text = [](size_t n) { return n == 0 ? size_t{0} : (n + 1) * 9 / 8 + 2; };
   size_t bytes = 2 * 2 + 5 * 5 + text(u.node.size()) + text(u.addr.size()) + text(u.from.size()) +
-                 text(u.payload.size());
+                 text(u.payload.size()) + (u.session != 0 ? 10 : 0);
   if (u.kind == UpdateKind::kAlive)
-    bytes += 2 + 4 * 5 + text(u.meta.rpc_addr.size()) + text(u.meta.http_addr.size()) +
+    bytes += 2 + 6 + 4 * 5 + text(u.meta.rpc_addr.size()) + text(u.meta.http_addr.size()) +
              text(u.meta.zone.size()) + text(u.meta.build_version.size());
   return bytes;
 }

@@ -36,6 +36,7 @@ struct Update {
   std::string from;          // kSuspect / kDead accuser
   Meta meta;                 // kAlive
   std::string payload;       // kUser
+  uint64_t session = 0;      // subject's session (not kUser); 0 = unknown: compare incarnations only
 };
 
 struct Datagram {

@@ -11,6 +11,9 @@ class Cluster::Sink : public EventSink {
   void on_user_message(std::string_view origin, std::span<const uint8_t> payload) override {
     if (c_.user_observer_) c_.user_observer_(id_, origin, payload);
   }
+  void on_self_state(MemberState s, uint64_t incarnation) override {
+    if (c_.self_observer_) c_.self_observer_(id_, s, incarnation);
+  }
 
  private:
   Cluster& c_;

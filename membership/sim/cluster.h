@@ -42,6 +42,9 @@ class Cluster {
   // Observer of user broadcasts delivered at every member: (receiver id, origin, payload).
   using UserObserver = std::function<void(uint32_t, std::string_view, std::span<const uint8_t>)>;
   void set_user_observer(UserObserver o) { user_observer_ = std::move(o); }
+  // Observer of EventSink::on_self_state at every member: (member id, state, incarnation).
+  using SelfObserver = std::function<void(uint32_t, MemberState, uint64_t)>;
+  void set_self_observer(SelfObserver o) { self_observer_ = std::move(o); }
 
   // Starts every member (staggered over one probe interval by their own random phases).
   void start_all();
@@ -61,6 +64,7 @@ class Cluster {
   std::vector<std::unique_ptr<Swim>> nodes_;
   Observer observer_;
   UserObserver user_observer_;
+  SelfObserver self_observer_;
 };
 
 }  // namespace dog::membership::sim

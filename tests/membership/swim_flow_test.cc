@@ -150,15 +150,32 @@ TEST_CASE("relays nack when the target is gone and a healthy prober stays health
 
 TEST_CASE("a member that hears nothing raises its own health score") {
   Cluster c(small(6, 6));
+  Recorder r;
+  r.attach(c);
   c.start_all();
   c.run_for(seconds(3));
   c.net().set_ingress_loss(0, 1.0);  // n0 sends fine but receives nothing: no acks, no nacks
   c.run_for(seconds(4));
   CHECK(c.node(0).health_score() > 0);
   CHECK(c.node(1).health_score() == 0);
-  // Without a single nack it cannot tell a dead target from its own deafness: no accusations.
-  CHECK(c.node(0).stats().probes_inconclusive > 0);
-  CHECK(c.node(0).stats().suspicions_raised == 0);
+  // Without a single nack it cannot tell a dead target from its own deafness: the first silent
+  // probe accuses nobody; later ones do (inconclusive_probe_limit), but the accused refute
+  // before any suspicion expires, so no healthy member ever sees another healthy one die (they
+  // do, rightly, declare the deaf n0 dead: it cannot hear their pings).
+  CHECK(c.node(0).stats().probes_inconclusive >= 1);
+  c.run_for(seconds(20));
+  CHECK(c.node(0).stats().suspicions_raised > 0);
+  uint64_t refutations = 0;
+  for (uint32_t i = 1; i < 6; ++i) {
+    INFO("n" << i);
+    CHECK(c.node(i).num_live() >= 5);
+    refutations += c.node(i).stats().refutations;
+  }
+  CHECK(refutations > 0);
+  for (const Seen& s : r.log) {
+    INFO("t=" << s.t.count() << " observer n" << s.observer << " " << to_string(s.kind) << " " << s.subject << " local " << s.local);
+    CHECK_FALSE((s.observer != 0 && s.subject != "n0" && s.kind == EventKind::kDead));
+  }
 }
 
 TEST_CASE("graceful leave is reported as leave everywhere, never as death") {
@@ -317,17 +334,22 @@ TEST_CASE("probe cycle by hand ping then retry then ping-req then nack then susp
   CHECK(a.swim.health_score() == 0);  // the expected nack arrived
 }
 
-TEST_CASE("a probe answered by neither ack nor nack accuses nobody") {
+TEST_CASE("a probe answered by neither ack nor nack accuses nobody, the next silent one does") {
   Node a("a", test_key(4));
   a.swim.TEST_install({MemberInfo{"b", "b", 1, MemberState::kAlive, Meta{}},
                        MemberInfo{"c", "c", 1, MemberState::kAlive, Meta{}}});
   a.swim.start();
   a.advance(seconds(1) - milliseconds(1));  // the first probe has started by now
   a.advance(milliseconds(600));             // and its deadline has passed
-  CHECK(a.swim.stats().probes >= 1);
-  CHECK(a.swim.stats().probes_inconclusive >= 1);
+  CHECK(a.swim.stats().probes == 1);
+  CHECK(a.swim.stats().probes_inconclusive == 1);
   CHECK(a.swim.stats().suspicions_raised == 0);
   CHECK(a.swim.health_score() >= 1);
+  // Nobody ever answers: the second silent probe in a row suspects its target (memberlist).
+  for (int i = 0; i < 40 && a.swim.stats().probes < 2; ++i) a.advance(milliseconds(100));
+  for (int i = 0; i < 40 && a.swim.stats().suspicions_raised == 0; ++i) a.advance(milliseconds(100));
+  CHECK(a.swim.stats().probes_inconclusive == 1);
+  CHECK(a.swim.stats().suspicions_raised == 1);
 }
 
 TEST_CASE("successor probing bounds the time from crash to first suspicion") {

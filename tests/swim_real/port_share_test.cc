@@ -4,6 +4,7 @@
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 #include <catch2/catch.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -116,4 +117,56 @@ TEST_CASE("swim_real: SwimHost shares its port with a foreign stream handler", "
   auto rpc = dial(loop, a.transport().port(), "DOGRPC");
   REQUIRE(run_until(loop, [&] { return adopted == 1; }, 5000ms));
   CHECK(a.transport().stats().tcp_frames_received >= 1);
+}
+
+namespace {
+struct Events : dog::membership::EventSink {
+  std::vector<std::pair<dog::membership::EventKind, uint64_t>> about_b;  // (kind, session)
+  void on_member_event(const dog::membership::Event& e) override {
+    if (e.member->name == "b") about_b.emplace_back(e.kind, e.member->session);
+  }
+};
+}  // namespace
+
+TEST_CASE("swim_real: a host restarted with the same name and port is a new member",
+          "[swim_real]") {
+  namespace mb = dog::membership;
+  dog::node::Loop loop;
+  SwimIo io(loop.io());
+  auto opts = [](const char* name, const std::string& bind) {
+    SwimHostOptions o;
+    o.config = mb::Config::local();
+    o.name = std::string(name);
+    o.bind_addr = bind;
+    o.key.fill(9);
+    return o;
+  };
+  Events ev;
+  SwimHost a(io, opts("a", "127.0.0.1:0"), &ev);
+  auto b = std::make_unique<SwimHost>(io, opts("b", "127.0.0.1:0"), nullptr);
+  const std::string b_addr = b->addr();
+  const uint64_t first_session = b->swim().config().session_id;
+  CHECK(first_session > 1);  // from the realtime clock, never the Config default
+  a.start();
+  b->start();
+  const std::string seeds[] = {a.addr()};
+  b->join(seeds);
+  REQUIRE(run_until(loop, [&] { return a.swim().num_live() == 2; }, 10000ms));
+  CHECK(a.swim().member("b")->session == first_session);
+  // Crash and restart on the same address, before a can notice the crash.
+  b.reset();
+  b = std::make_unique<SwimHost>(io, opts("b", b_addr), nullptr);
+  CHECK(b->swim().config().session_id > first_session);
+  b->start();
+  b->join(seeds);
+  REQUIRE(run_until(
+      loop,
+      [&] { return a.swim().member("b")->session == b->swim().config().session_id; }, 10000ms));
+  // a reports the old run dead, then the new run joining.
+  REQUIRE(ev.about_b.size() >= 3);
+  CHECK(ev.about_b[0] == std::pair{mb::EventKind::kJoin, first_session});
+  const auto n = ev.about_b.size();
+  CHECK(ev.about_b[n - 2] == std::pair{mb::EventKind::kDead, first_session});
+  CHECK(ev.about_b[n - 1] == std::pair{mb::EventKind::kJoin, b->swim().config().session_id});
+  CHECK(a.swim().num_live() == 2);
 }
