@@ -3,6 +3,7 @@
 #include <asio/connect.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -12,6 +13,7 @@ namespace dog::node::swim {
 
 namespace {
 constexpr size_t kPrefix = 4;
+constexpr size_t kReadChunk = 64u << 10;  // inbound frame bytes buffered (and budgeted) per read
 
 uint32_t load_be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
@@ -46,7 +48,9 @@ struct AsioTransport::InConn {
   std::string peer;
   uint8_t header[kPrefix] = {};
   std::vector<uint8_t> body;
-  size_t reserved = 0;  // bytes counted against in_buffered_
+  size_t reserved = 0;  // bytes counted against in_buffered_ (received or being received)
+  size_t expected = 0;  // frame length from the prefix
+  size_t got = 0;       // body bytes received so far
   bool closed = false;
   uint64_t timer_gen = 0;
 };
@@ -439,30 +443,42 @@ void AsioTransport::read_header(const std::shared_ptr<InConn>& c) {
                        close_in(c);
                        return;
                      }
-                     if (in_buffered_ + len > limits_.max_in_buffered_bytes) {
-                       ++stats_.tcp_rejected;
-                       close_in(c);
-                       return;
-                     }
-                     in_buffered_ += len;
-                     c->reserved = len;
-                     c->body.resize(len);
-                     read_body(c);
+                     // Reserve nothing for the declared length: bytes are counted against
+                     // the inbound budget as they arrive, a chunk at a time, so a peer (keyed
+                     // or not) cannot hold the budget with a 4-byte prefix.
+                     c->expected = len;
+                     c->got = 0;
+                     read_chunk(c);
                    });
 }
 
-void AsioTransport::read_body(const std::shared_ptr<InConn>& c) {
+void AsioTransport::read_chunk(const std::shared_ptr<InConn>& c) {
+  const size_t chunk = std::min(c->expected - c->got, kReadChunk);
+  if (in_buffered_ + chunk > limits_.max_in_buffered_bytes) {
+    ++stats_.tcp_rejected;
+    close_in(c);
+    return;
+  }
+  in_buffered_ += chunk;
+  c->reserved += chunk;
+  c->body.resize(c->got + chunk);
   asio::async_read(
-      c->sock, asio::buffer(c->body), [this, alive = alive_, c](std::error_code ec, size_t n) {
+      c->sock, asio::buffer(c->body.data() + c->got, chunk),
+      [this, alive = alive_, c](std::error_code ec, size_t n) {
         if (!*alive || c->closed) return;
         if (ec) {
           close_in(c);
           return;
         }
+        c->got += n;
+        if (c->got < c->expected) {
+          read_chunk(c);
+          return;
+        }
         in_buffered_ -= c->reserved;
         c->reserved = 0;
         ++stats_.tcp_frames_received;
-        stats_.tcp_bytes_received += kPrefix + n;
+        stats_.tcp_bytes_received += kPrefix + c->got;
         if (silent_) {
           ++stats_.tcp_dropped_injected;
         } else if (receiver_) {

@@ -11,6 +11,8 @@
 //    frames and bytes, and a connect or write that overruns its timeout closes the connection and
 //    drops what was queued (the protocol repairs lost push/pulls). Inbound connections are capped
 //    in number and in total buffered bytes and closed after `in_idle_timeout` without a full frame.
+//    A frame's bytes count against the budget as they arrive (64 KiB chunks), never on the word
+//    of its length prefix alone.
 //  * Nothing the peer sends can crash the node: bad lengths close the connection, oversized
 //    datagrams are dropped, and all of it is counted in TransportStats. What passes is handed to
 //    the Receiver as opaque bytes (the core authenticates and decodes them).
@@ -126,6 +128,8 @@ class AsioTransport final : public membership::Transport {
   void reset_udp_max_sent() { stats_.udp_max_sent = 0; }
   size_t out_conns() const { return out_.size(); }
   size_t in_conns() const { return in_.size(); }
+  // Inbound frame bytes buffered now (received, or a chunk being received), all connections.
+  size_t in_buffered_bytes() const { return in_buffered_; }
 
   void set_silent(bool silent) { silent_ = silent; }
   void set_send_loss(double p, uint64_t seed) {
@@ -155,7 +159,7 @@ class AsioTransport final : public membership::Transport {
   bool evict_idle_out();
   void peek_first(const std::shared_ptr<InConn>& c);
   void read_header(const std::shared_ptr<InConn>& c);
-  void read_body(const std::shared_ptr<InConn>& c);
+  void read_chunk(const std::shared_ptr<InConn>& c);
   void arm_in_timer(const std::shared_ptr<InConn>& c);
   void close_in(const std::shared_ptr<InConn>& c);
 
