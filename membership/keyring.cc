@@ -67,6 +67,15 @@ size_t Keyring::seal(std::span<const uint8_t> plain, std::span<const uint8_t> ad
 
 std::optional<size_t> Keyring::open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad,
                                     std::span<uint8_t> out, Nonce* nonce) const {
+  return open(sealed, ad, out, nonce, nullptr);
+}
+
+bool Keyring::installed(const Key& key) const {
+  return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
+}
+
+std::optional<size_t> Keyring::open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad,
+                                    std::span<uint8_t> out, Nonce* nonce, Key* opened_with) const {
   if (sealed.size() < kOverhead || sealed[0] != kVersion) return std::nullopt;
   const uint8_t* n = sealed.data() + 1;
   const uint8_t* c = n + kNonceBytes;
@@ -77,6 +86,7 @@ std::optional<size_t> Keyring::open(std::span<const uint8_t> sealed, std::span<c
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &mlen, nullptr, c, clen, ad.data(),
                                                    ad.size(), n, k.data()) == 0) {
       if (nonce) std::memcpy(nonce->data(), n, kNonceBytes);
+      if (opened_with) *opened_with = k;
       return static_cast<size_t>(mlen);
     }
   }

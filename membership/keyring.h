@@ -62,6 +62,15 @@ class Keyring {
   std::optional<size_t> open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad,
                              std::span<uint8_t> out, Nonce* nonce) const;
 
+  // For protocols that bind derived secrets to the cluster key (the rpc/ handshake mixes it
+  // into its session keys): open() that also copies the key that opened `sealed` into
+  // *opened_with, a copy of the sealing key, and whether `key` is still installed. Callers
+  // wipe their copies.
+  std::optional<size_t> open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad,
+                             std::span<uint8_t> out, Nonce* nonce, Key* opened_with) const;
+  Key primary() const { return keys_.front(); }
+  bool installed(const Key& key) const;
+
  private:
   std::vector<Key> keys_;  // keys_[0] is the primary
 };

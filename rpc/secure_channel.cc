@@ -15,12 +15,18 @@ namespace {
 using membership::Keyring;
 using Bytes = std::vector<uint8_t>;
 
-constexpr uint8_t kMagic[8] = {'D', 'O', 'G', 'R', 'P', 'C', 1, 0};
+// Byte 6 is the protocol version (2: session keys bound to the cluster key and the transcript,
+// close frames); byte 7 carries the cipher offer.
+constexpr uint8_t kMagic[8] = {'D', 'O', 'G', 'R', 'P', 'C', 2, 0};
 constexpr size_t kTag = crypto_aead_chacha20poly1305_ietf_ABYTES;
 constexpr size_t kHeader = 4;
 constexpr char kLabel1[] = "dog-rpc/hello1";
 constexpr char kLabel2[] = "dog-rpc/hello2";
 constexpr char kLabel3[] = "dog-rpc/hello3";
+constexpr char kLabelTranscript[] = "dog-rpc/v2/transcript";
+constexpr char kLabelI2R[] = "dog-rpc/v2/initiator->responder";
+constexpr char kLabelR2I[] = "dog-rpc/v2/responder->initiator";
+constexpr char kLabelRekey[] = "dog-rpc/v2/rekey";
 
 kj::Exception reject(const char* why) {
   return kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
@@ -60,11 +66,31 @@ struct SessionKeys {
   Cipher cipher = Cipher::kChaCha20Poly1305;
   std::array<uint8_t, 32> tx{};
   std::array<uint8_t, 32> rx{};
+  Keyring::Key psk{};  // the cluster key the session was made under
   ~SessionKeys() {
     sodium_memzero(tx.data(), tx.size());
     sodium_memzero(rx.data(), rx.size());
+    sodium_memzero(psk.data(), psk.size());
   }
 };
+
+// BLAKE2b-256 keyed by `key` (32 bytes) over the concatenation of `parts`.
+void kdf(uint8_t out[32], const uint8_t* key,
+         std::initializer_list<std::pair<const void*, size_t>> parts) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, key, key ? 32 : 0, 32);
+  for (auto& [p, n] : parts) crypto_generichash_update(&st, static_cast<const uint8_t*>(p), n);
+  crypto_generichash_final(&st, out, 32);
+  sodium_memzero(&st, sizeof st);
+}
+
+// The next key of a direction: BLAKE2b(key = current, "rekey"). Old keys are wiped.
+void ratchet(std::array<uint8_t, 32>& key) {
+  uint8_t next[32];
+  kdf(next, key.data(), {{kLabelRekey, sizeof kLabelRekey - 1}});
+  std::memcpy(key.data(), next, 32);
+  sodium_memzero(next, sizeof next);
+}
 
 // ---------------------------------------------------------------------------------------------
 // FramedStream: AEAD frames over the inner stream, with batched writes.
@@ -72,10 +98,11 @@ struct SessionKeys {
 class FramedStream final : public kj::AsyncIoStream {
  public:
   FramedStream(kj::Own<kj::AsyncIoStream> inner, const SessionKeys& keys, ChannelConfig config,
-               ChannelStats& stats)
-      : inner_(kj::mv(inner)), config_(config), stats_(stats) {
+               ChannelStats& stats, const Keyring& keyring, kj::Timer& timer)
+      : inner_(kj::mv(inner)), config_(config), stats_(stats), keyring_(keyring), timer_(timer) {
     tx_key_ = keys.tx;
     rx_key_ = keys.rx;
+    psk_ = keys.psk;
     cipher_ = keys.cipher;
     if (config_.encrypt && cipher_ == Cipher::kAes256Gcm) {
       crypto_aead_aes256gcm_beforenm(&tx_aes_, tx_key_.data());
@@ -87,6 +114,7 @@ class FramedStream final : public kj::AsyncIoStream {
   ~FramedStream() noexcept(false) {
     sodium_memzero(tx_key_.data(), tx_key_.size());
     sodium_memzero(rx_key_.data(), rx_key_.size());
+    sodium_memzero(psk_.data(), psk_.size());
     sodium_memzero(&tx_aes_, sizeof tx_aes_);
     sodium_memzero(&rx_aes_, sizeof rx_aes_);
   }
@@ -104,13 +132,19 @@ class FramedStream final : public kj::AsyncIoStream {
 
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
     KJ_IF_MAYBE(e, write_error_) { return kj::cp(*e); }
+    if (closed_) return frame_error("write after shutdownWrite");
     for (auto& p : pieces) pending_.insert(pending_.end(), p.begin(), p.end());
     // Small writes wait until KJ has nothing else to run (evalLast), so everything produced by
     // one burst of events leaves in one syscall; once a frame's worth is pending, flush after
     // the current events (evalLater) so streams keep the socket busy.
     if (flush_ == Flush::kIdle) {
+      // Idle-time flush, but never later than max_flush_delay: under a loop that never runs
+      // out of work, evalLast alone would wait forever.
       flush_ = Flush::kWhenIdle;
-      flush_loop_ = kj::evalLast([this] { return start_flush(); }).eagerlyEvaluate(nullptr);
+      flush_loop_ = kj::evalLast([] {})
+                        .exclusiveJoin(timer_.afterDelay(config_.max_flush_delay))
+                        .then([this] { return start_flush(); })
+                        .eagerlyEvaluate(nullptr);
     }
     if (flush_ == Flush::kWhenIdle && pending_.size() >= config_.flush_now_bytes) {
       flush_ = Flush::kSoon;  // replaces (cancels) the evalLast, which has not run yet
@@ -124,9 +158,16 @@ class FramedStream final : public kj::AsyncIoStream {
 
   kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
 
+  // Sends the close frame (an empty one) after everything pending, then shuts the socket's
+  // write side. Only after a close frame is an EOF clean for the reader.
   void shutdownWrite() override {
-    if (flush_ != Flush::kIdle) shutdown_after_flush_ = true;
-    else inner_->shutdownWrite();
+    if (closed_) return;
+    closed_ = true;
+    close_pending_ = true;
+    if (flush_ == Flush::kIdle) {
+      flush_ = Flush::kSoon;
+      flush_loop_ = kj::evalLater([this] { return start_flush(); }).eagerlyEvaluate(nullptr);
+    }
   }
   void abortRead() override { inner_->abortRead(); }
   void getsockopt(int level, int option, void* value, kj::uint* length) override {
@@ -168,12 +209,11 @@ class FramedStream final : public kj::AsyncIoStream {
       return inner_->tryRead(in_.data() + in_len_, 1, in_.size() - in_len_)
           .then([this, buf, min, max, done](size_t got) {
             if (got == 0) {
-              if (in_len_ > in_pos_) {
-                ++stats_.truncated;
-                read_error_ = frame_error("connection ended inside a frame");
-              } else {
-                eof_ = true;
-              }
+              // Without the peer's close frame, an EOF is a cut (an attacker can end the TCP
+              // stream at a frame boundary), even when no partial frame is buffered.
+              ++stats_.truncated;
+              read_error_ = frame_error(in_len_ > in_pos_ ? "connection ended inside a frame"
+                                                          : "connection ended without a close frame");
             }
             in_len_ += got;
             return read_loop(buf, min, max, done);
@@ -186,7 +226,16 @@ class FramedStream final : public kj::AsyncIoStream {
   bool decode_frames() {
     bool progress = false;
     const size_t tag = config_.encrypt ? kTag : 0;
+    if (in_len_ - in_pos_ >= kHeader && !key_still_installed()) {
+      read_error_ = frame_error("the session's cluster key was removed");
+      return true;
+    }
     while (in_len_ - in_pos_ >= kHeader) {
+      if (eof_) {
+        ++stats_.bad_frame;
+        read_error_ = frame_error("data after the close frame");
+        return true;
+      }
       const uint8_t* hdr = in_.data() + in_pos_;
       const uint32_t len = get_u32(hdr);
       if (len < tag || len > config_.max_frame_bytes + tag) {
@@ -220,10 +269,26 @@ class FramedStream final : public kj::AsyncIoStream {
         std::memcpy(plain_.data() + at, hdr + kHeader, plain_len);
       }
       ++rx_counter_;
+      if (config_.encrypt && rx_counter_ % config_.rekey_frames == 0) {
+        ratchet(rx_key_);
+        if (cipher_ == Cipher::kAes256Gcm) crypto_aead_aes256gcm_beforenm(&rx_aes_, rx_key_.data());
+      }
       in_pos_ += kHeader + len;
+      if (plain_len == 0) eof_ = true;  // the close frame
       progress = true;
     }
     return progress;
+  }
+
+  // A session ends once the cluster key it was made under is removed from the keyring
+  // (checked whenever frames arrive or leave).
+  bool key_still_installed() {
+    if (!config_.encrypt || keyring_.installed(psk_)) return true;
+    if (!key_removed_) {
+      key_removed_ = true;
+      ++stats_.key_removed;
+    }
+    return false;
   }
 
   kj::Promise<void> start_flush() {
@@ -232,11 +297,19 @@ class FramedStream final : public kj::AsyncIoStream {
   }
 
   kj::Promise<void> flush() {
-    if (pending_.empty()) {
+    if (pending_.empty() && !close_pending_) {
       flush_ = Flush::kIdle;
       for (auto& w : waiters_) w->fulfill();
       waiters_.clear();
-      if (shutdown_after_flush_) inner_->shutdownWrite();
+      if (closed_) inner_->shutdownWrite();
+      return kj::READY_NOW;
+    }
+    if (!key_still_installed()) {
+      flush_ = Flush::kIdle;
+      auto e = frame_error("the session's cluster key was removed");
+      for (auto& w : waiters_) w->reject(kj::cp(e));
+      waiters_.clear();
+      write_error_ = kj::mv(e);
       return kj::READY_NOW;
     }
     seal_pending();
@@ -251,30 +324,41 @@ class FramedStream final : public kj::AsyncIoStream {
               });
   }
 
+  // Seals everything pending into frames of at most max_frame_bytes; the close frame (empty)
+  // goes last once shutdownWrite() asked for it.
   void seal_pending() {
     const size_t tag = config_.encrypt ? kTag : 0;
     const size_t max = config_.max_frame_bytes;
-    const size_t frames = (pending_.size() + max - 1) / max;
+    const bool close = close_pending_;
+    close_pending_ = false;
+    const size_t frames = (pending_.size() + max - 1) / max + (close ? 1 : 0);
     out_.resize(pending_.size() + frames * (kHeader + tag));
     uint8_t* o = out_.data();
-    for (size_t at = 0; at < pending_.size(); at += max) {
-      const size_t n = std::min(max, pending_.size() - at);
+    for (size_t f = 0, at = 0; f < frames; ++f, at += max) {
+      const size_t from = std::min(at, pending_.size());
+      const size_t n = std::min(max, pending_.size() - from);
+      const uint8_t* src = pending_.data() + from;
       put_u32(o, uint32_t(n + tag));
       if (config_.encrypt) {
         uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {};
         for (int i = 0; i < 8; ++i) nonce[i] = uint8_t(tx_counter_ >> (8 * i));
         unsigned long long clen = 0;
         if (cipher_ == Cipher::kAes256Gcm) {
-          crypto_aead_aes256gcm_encrypt_afternm(o + kHeader, &clen, pending_.data() + at, n, o,
+          crypto_aead_aes256gcm_encrypt_afternm(o + kHeader, &clen, src, n, o,
                                                 kHeader, nullptr, nonce, &tx_aes_);
         } else {
-          crypto_aead_chacha20poly1305_ietf_encrypt(o + kHeader, &clen, pending_.data() + at, n,
+          crypto_aead_chacha20poly1305_ietf_encrypt(o + kHeader, &clen, src, n,
                                                     o, kHeader, nullptr, nonce, tx_key_.data());
         }
       } else {
-        std::memcpy(o + kHeader, pending_.data() + at, n);
+        if (n > 0) std::memcpy(o + kHeader, src, n);
       }
       ++tx_counter_;
+      if (config_.encrypt && tx_counter_ % config_.rekey_frames == 0) {
+        ratchet(tx_key_);
+        if (cipher_ == Cipher::kAes256Gcm) crypto_aead_aes256gcm_beforenm(&tx_aes_, tx_key_.data());
+        ++stats_.rekeys;
+      }
       ++stats_.frames_sent;
       o += kHeader + n + tag;
     }
@@ -284,6 +368,10 @@ class FramedStream final : public kj::AsyncIoStream {
   kj::Own<kj::AsyncIoStream> inner_;
   ChannelConfig config_;
   ChannelStats& stats_;
+  const Keyring& keyring_;
+  kj::Timer& timer_;
+  Keyring::Key psk_{};
+  bool key_removed_ = false;
   std::array<uint8_t, 32> tx_key_{};
   std::array<uint8_t, 32> rx_key_{};
   Cipher cipher_ = Cipher::kChaCha20Poly1305;
@@ -304,7 +392,8 @@ class FramedStream final : public kj::AsyncIoStream {
   Bytes out_;      // sealed frames being written
   enum class Flush { kIdle, kWhenIdle, kSoon, kRunning };
   Flush flush_ = Flush::kIdle;
-  bool shutdown_after_flush_ = false;
+  bool closed_ = false;         // shutdownWrite() was called
+  bool close_pending_ = false;  // the close frame is still to be sealed
   std::vector<kj::Own<kj::PromiseFulfiller<void>>> waiters_;
   kj::Maybe<kj::Exception> write_error_;
   kj::Promise<void> flush_loop_ = nullptr;  // last: destroyed first (it references the buffers)
@@ -323,18 +412,23 @@ struct Handshake {
     crypto_kx_keypair(pk, sk);
     ++stats.keypairs;
   }
-  ~Handshake() { sodium_memzero(sk, sizeof sk); }
+  ~Handshake() {
+    sodium_memzero(sk, sizeof sk);
+    sodium_memzero(psk.data(), psk.size());
+  }
 
   kj::Own<kj::AsyncIoStream> inner;
   const Keyring& keyring;
   std::string my_name;
   ChannelConfig config;
   ChannelStats& stats;
+  kj::Timer* timer = nullptr;
   uint8_t pk[crypto_kx_PUBLICKEYBYTES] = {};
   uint8_t sk[crypto_kx_SECRETKEYBYTES] = {};
   Bytes h1, h2, h3;
   std::string peer_name;
   Cipher cipher = Cipher::kChaCha20Poly1305;
+  Keyring::Key psk{};  // initiator: its sealing key for tag1; responder: the key that opened it
 };
 
 // Appends `name` as [len][64 bytes, zero padded].
@@ -367,12 +461,13 @@ void put_tag(Handshake& hs, Bytes& msg, const Bytes& ad) {
   hs.keyring.seal({}, ad, nonce, std::span<uint8_t>(msg.data() + at, Keyring::kOverhead));
 }
 
-bool check_tag(Handshake& hs, const uint8_t* tag, const Bytes& ad) {
+bool check_tag(Handshake& hs, const uint8_t* tag, const Bytes& ad,
+               Keyring::Key* opened_with = nullptr) {
   if (!hs.config.encrypt) return true;
   uint8_t dummy[1];
   return hs.keyring
       .open(std::span<const uint8_t>(tag, Keyring::kOverhead), ad, std::span<uint8_t>(dummy, 0),
-            nullptr)
+            nullptr, opened_with)
       .has_value();
 }
 
@@ -386,22 +481,46 @@ kj::Promise<void> read_exact(Handshake& hs, Bytes& buf, size_t n) {
   });
 }
 
+// Session keys, as Noise's psk patterns do: the X25519 result alone is not enough, each
+// direction's key is BLAKE2b keyed by the cluster key (psk) over a role label, the hash of
+// the whole transcript (Hello1 | Hello2) and crypto_kx's key for that direction. So a party
+// without the cluster key learns nothing even if it broke the MACs' check, the keys are bound
+// to everything both sides said, and the two directions (roles) never share a key.
 kj::Promise<SecureSession> finish(kj::Own<Handshake> hs, bool initiator) {
   SessionKeys keys;
   keys.cipher = hs->cipher;
+  keys.psk = hs->psk;
   if (hs->config.encrypt) {
     const uint8_t* peer_pk = initiator ? hs->h2.data() : hs->h1.data() + 8;
-    int rc = initiator ? crypto_kx_client_session_keys(keys.rx.data(), keys.tx.data(), hs->pk,
+    std::array<uint8_t, 32> kx_rx{}, kx_tx{};
+    int rc = initiator ? crypto_kx_client_session_keys(kx_rx.data(), kx_tx.data(), hs->pk,
                                                        hs->sk, peer_pk)
-                       : crypto_kx_server_session_keys(keys.rx.data(), keys.tx.data(), hs->pk,
+                       : crypto_kx_server_session_keys(kx_rx.data(), kx_tx.data(), hs->pk,
                                                        hs->sk, peer_pk);
     if (rc != 0) return reject("bad peer public key");
+    uint8_t th[32];
+    kdf(th, nullptr,
+        {{kLabelTranscript, sizeof kLabelTranscript - 1},
+         {hs->h1.data(), hs->h1.size()},
+         {hs->h2.data(), hs->h2.size()}});
+    // Initiator: tx is I->R; responder: rx is I->R.
+    auto& i2r_kx = initiator ? kx_tx : kx_rx;
+    auto& r2i_kx = initiator ? kx_rx : kx_tx;
+    auto& i2r = initiator ? keys.tx : keys.rx;
+    auto& r2i = initiator ? keys.rx : keys.tx;
+    kdf(i2r.data(), hs->psk.data(),
+        {{kLabelI2R, sizeof kLabelI2R - 1}, {th, sizeof th}, {i2r_kx.data(), 32}});
+    kdf(r2i.data(), hs->psk.data(),
+        {{kLabelR2I, sizeof kLabelR2I - 1}, {th, sizeof th}, {r2i_kx.data(), 32}});
+    sodium_memzero(kx_rx.data(), 32);
+    sodium_memzero(kx_tx.data(), 32);
   }
   ++hs->stats.handshakes_ok;
   if (hs->config.encrypt && hs->cipher == Cipher::kAes256Gcm) ++hs->stats.aes_gcm_sessions;
   SecureSession s;
   s.peer_name = hs->peer_name;
-  s.stream = kj::heap<FramedStream>(kj::mv(hs->inner), keys, hs->config, hs->stats);
+  s.stream = kj::heap<FramedStream>(kj::mv(hs->inner), keys, hs->config, hs->stats, hs->keyring,
+                                    *hs->timer);
   return kj::mv(s);
 }
 
@@ -433,7 +552,9 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
   if (!config.encrypt && !detail::plaintext_allowed()) return plaintext_refused();
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
+  h.timer = &timer;
   h.make_keypair();
+  if (h.config.encrypt) h.psk = keyring.primary();  // what seals tag1
   h.h1.assign(kMagic, kMagic + 8);
   h.h1[7] = h.config.offer_aes_gcm && aes_available() ? 1 : 0;  // cipher offer
   h.h1.insert(h.h1.end(), h.pk, h.pk + sizeof h.pk);
@@ -454,10 +575,15 @@ kj::Promise<SecureSession> secure_connect(kj::Own<kj::AsyncIoStream> inner,
                    }
                    auto name = get_name(h.h2.data() + 65);
                    if (!name) kj::throwFatalException(reject("bad name"));
+                   if (*name == h.my_name) {
+                     ++h.stats.reflected;
+                     kj::throwFatalException(reject("our own hello came back (reflection)"));
+                   }
                    h.peer_name = *name;
                    h.cipher = Cipher(h.h2[64]);
                    if (h.cipher != Cipher::kChaCha20Poly1305 &&
                        !(h.cipher == Cipher::kAes256Gcm && h.h1[7] == 1)) {
+                     ++h.stats.bad_cipher;
                      kj::throwFatalException(reject("responder chose a cipher we did not offer"));
                    }
                    put_tag(h, h.h3,
@@ -476,6 +602,7 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
   if (!config.encrypt && !detail::plaintext_allowed()) return plaintext_refused();
   auto hs = kj::heap<Handshake>(kj::mv(inner), keyring, kj::mv(my_name), config, stats);
   auto& h = *hs;
+  h.timer = &timer;
   auto run = read_exact(h, h.h1, detail::kHello1Bytes)
                  .then([&h, &window] {
                    if (std::memcmp(h.h1.data(), kMagic, 7) != 0) {
@@ -483,7 +610,8 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                      kj::throwFatalException(reject("not a dog-rpc hello"));
                    }
                    const size_t body = detail::kHello1Bytes - Keyring::kOverhead;
-                   if (!check_tag(h, h.h1.data() + body, ad_for(kLabel1, {{h.h1.data(), body}}))) {
+                   if (!check_tag(h, h.h1.data() + body, ad_for(kLabel1, {{h.h1.data(), body}}),
+                                  &h.psk)) {
                      ++h.stats.bad_mac;
                      kj::throwFatalException(reject("initiator does not hold a cluster key"));
                    }
@@ -494,6 +622,12 @@ kj::Promise<SecureSession> secure_accept(kj::Own<kj::AsyncIoStream> inner,
                    }
                    auto name = get_name(h.h1.data() + 72);
                    if (!name) kj::throwFatalException(reject("bad name"));
+                   if (*name == h.my_name) {
+                     // Our own Hello1, sent back to us: roles are bound to names, and a node
+                     // never dials itself.
+                     ++h.stats.reflected;
+                     kj::throwFatalException(reject("our own hello came back (reflection)"));
+                   }
                    h.peer_name = *name;
                    h.make_keypair();
                    h.h2.assign(h.pk, h.pk + sizeof h.pk);

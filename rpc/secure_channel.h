@@ -57,6 +57,13 @@ struct ChannelConfig {
   // Pending bytes at which a flush starts right after the current events instead of waiting
   // for the loop to run out of work. Default: 64 KiB.
   size_t flush_now_bytes = 64 * 1024;
+  // Longest a small write waits for the idle-time flush while the loop stays busy.
+  // Default: 2 ms.
+  kj::Duration max_flush_delay = 2 * kj::MILLISECONDS;
+  // Each direction's key is replaced (BLAKE2b ratchet, both ends at the same frame count)
+  // every this many frames: at most 2^18 * 256 KiB = 64 GiB and 2^18 AEAD invocations per
+  // key, well inside AES-GCM's limits. Default: 2^18.
+  uint64_t rekey_frames = uint64_t(1) << 18;
   // The whole handshake must finish within this. Default: 5 s.
   kj::Duration handshake_timeout = 5 * kj::SECONDS;
   // false: same framing and batching, no crypto and no handshake MACs. Test-only: refused
@@ -77,7 +84,11 @@ struct ChannelStats {
   uint64_t replayed = 0;     // Hello1 nonce seen before
   uint64_t truncated = 0;    // EOF inside a handshake message or a frame
   uint64_t timeouts = 0;     // handshake deadline
-  uint64_t bad_frame = 0;    // oversized frame, bad magic, or failed AEAD open
+  uint64_t bad_frame = 0;    // oversized frame, bad magic, failed AEAD open, data after close
+  uint64_t reflected = 0;    // a hello carrying our own name (our message sent back to us)
+  uint64_t bad_cipher = 0;   // the responder chose a cipher we did not offer
+  uint64_t key_removed = 0;  // sessions ended because their cluster key was removed
+  uint64_t rekeys = 0;       // send-direction key ratchets
   // Traffic (not errors): socket writes and frames after the handshake. frames/flushes > 1
   // means small writes were batched.
   uint64_t flushes = 0;
