@@ -20,7 +20,6 @@
 #include <kj/debug.h>
 
 #include "node/cluster/addr.h"
-#include "node/cluster/compat.h"
 #include "node/cluster/join.h"
 #include "node/swim/swim_host.h"
 
@@ -89,9 +88,12 @@ struct Cluster::Impl final : membership::EventSink {
   // --- start-up ---
   void start();
   void start_join();
+  void announce();
 
   // --- events ---
   void on_member_event(const membership::Event& e) override;
+  void on_self_state(MemberState state, uint64_t incarnation) override;
+  void post_drain();
   void drain();
   void apply(const Pending& p, std::vector<std::pair<std::string, uint64_t>>& gone);
   bool rebuild();
@@ -120,6 +122,9 @@ struct Cluster::Impl final : membership::EventSink {
 
   std::deque<Pending> pending;
   bool drain_posted = false;
+  bool announced = false;
+  bool serving = true;           // as last told to the listener
+  bool serving_now = true;       // as the core last reported
 
   uint32_t want_load = 0;
   std::chrono::steady_clock::time_point last_publish{};
@@ -190,23 +195,41 @@ void Cluster::Impl::start() {
   });
   host->start();
   rebuild();
+  start_join();
+}
+
+// Quiet until joined, so a node that fails to join prints one line only; then one line about
+// this node and the member count, and a member count at every change after that.
+void Cluster::Impl::announce() {
+  announced = true;
   std::fprintf(stderr, "dog: cluster node %s on %s (session %llu, preset %s)\n", name.c_str(),
                host->addr().c_str(), static_cast<unsigned long long>(session),
                opts.preset.c_str());
-  std::fprintf(stderr, "dog: cluster members 1\n");
-  start_join();
+  std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
 }
 
 void Cluster::Impl::start_join() {
   join = std::make_unique<Joiner>(loop.io(), opts.join, opts.join_timeout,
                                   std::vector<std::string>{host->addr(), host->transport().local_addr()},
                                   [this](std::span<const std::string> seeds) { host->join(seeds); },
-                                  [this] { return host->swim().num_live() > 1; });
+                                  [this] { return host->swim().num_live() > 1; },
+                                  [this] { announce(); });
   join->start();
 }
 
 void Cluster::Impl::on_member_event(const membership::Event& e) {
   pending.push_back(Pending{e.kind, *e.member});
+  post_drain();
+}
+
+void Cluster::Impl::on_self_state(MemberState state, uint64_t incarnation) {
+  serving_now = state == MemberState::kAlive;
+  std::fprintf(stderr, "dog: cluster peers see this node as %s (incarnation %llu)\n",
+               membership::to_string(state), static_cast<unsigned long long>(incarnation));
+  post_drain();
+}
+
+void Cluster::Impl::post_drain() {
   if (drain_posted) return;
   drain_posted = true;
   asio::post(loop.io(), [this, a = alive] {
@@ -219,13 +242,13 @@ void Cluster::Impl::apply(const Pending& p, std::vector<std::pair<std::string, u
   if (m.name == name) return;  // our own metadata updates
   Peer& peer = peers[m.name];
   const bool was_live = live(peer.state);
-  const uint64_t s = compat::session_of(m);
+  const uint64_t s = m.session;
   switch (p.kind) {
     case EventKind::kJoin:
     case EventKind::kUpdate:
     case EventKind::kAlive:
     case EventKind::kSuspect: {
-      if (was_live && s != peer.session) {
+      if (was_live && s != 0 && peer.session != 0 && s != peer.session) {
         // A restart under the same name: the old process and its objects are gone.
         gone.emplace_back(m.name, peer.session);
         rpc->mark_dead(m.name);
@@ -235,7 +258,7 @@ void Cluster::Impl::apply(const Pending& p, std::vector<std::pair<std::string, u
       if (!was_live || s != peer.session || p.kind == EventKind::kAlive) rpc->mark_alive(m.name);
       peer.session = s;
       peer.state = p.kind == EventKind::kSuspect ? MemberState::kSuspect : MemberState::kAlive;
-      peer.load = compat::load_of(m.meta);
+      peer.load = m.meta.load;
       break;
     }
     case EventKind::kDead:
@@ -288,19 +311,22 @@ void Cluster::Impl::drain() {
   for (const Pending& p : batch) apply(p, gone);
   const size_t before = live_names.size();
   const bool changed = rebuild() || !gone.empty();
-  if (changed && (live_names.size() != before || !gone.empty()))
+  if (announced && changed && (live_names.size() != before || !gone.empty()))
     std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
-  if (join) join->check();
+  if (join) join->check();  // may announce()
+  const bool health_changed = serving != serving_now;
+  serving = serving_now;
   if (!listener) return;
   for (const auto& [node, s] : gone) listener->on_node_gone(node, s);
   if (changed) listener->on_view_change();
+  if (health_changed) listener->on_self_health(serving);
 }
 
 void Cluster::Impl::publish_now() {
   publish_armed = false;
-  if (!host || compat::load_of(meta) == want_load) return;
+  if (!host || meta.load == want_load) return;
   membership::Meta next = meta;
-  compat::set_load(next, want_load);
+  next.load = want_load;
   if (host->swim().set_meta(next)) meta = next;
   last_publish = std::chrono::steady_clock::now();
 }
@@ -380,7 +406,7 @@ std::optional<uint64_t> Cluster::session_of(const std::string& node) const {
 void Cluster::publish_load(uint32_t replicas) {
   Impl& d = *impl_;
   d.want_load = replicas;
-  if (!d.host || d.publish_armed || compat::load_of(d.meta) == replicas) return;
+  if (!d.host || d.publish_armed || d.meta.load == replicas) return;
   const auto next = d.last_publish + std::chrono::seconds(1);
   if (std::chrono::steady_clock::now() >= next) {
     d.publish_now();
@@ -394,7 +420,7 @@ void Cluster::publish_load(uint32_t replicas) {
 }
 
 uint32_t Cluster::load_of(const std::string& node) const {
-  if (node == impl_->name) return compat::load_of(impl_->meta);
+  if (node == impl_->name) return impl_->meta.load;
   auto it = impl_->peers.find(node);
   return it == impl_->peers.end() ? 0 : it->second.load;
 }

@@ -19,13 +19,14 @@ kj::ForkedPromise<void> make_fork(kj::Own<kj::PromiseFulfiller<void>>& f) {
 
 Joiner::Joiner(asio::io_context& io, std::vector<std::string> seeds,
                std::chrono::milliseconds timeout, std::vector<std::string> self_addrs, Send send,
-               std::function<bool()> joined)
+               std::function<bool()> joined, std::function<void()> on_joined)
     : timer_(io),
       seeds_(std::move(seeds)),
       timeout_(timeout),
       self_addrs_(std::move(self_addrs)),
       send_(std::move(send)),
       joined_(std::move(joined)),
+      on_joined_(std::move(on_joined)),
       forked_(make_fork(fulfiller_)) {}
 
 Joiner::~Joiner() {
@@ -84,7 +85,9 @@ void Joiner::finish(bool ok) {
   finished_ = true;
   timer_.cancel();
   if (ok) {
+    succeeded_ = true;
     fulfiller_->fulfill();
+    if (on_joined_) on_joined_();
     return;
   }
   std::string seeds;

@@ -7,7 +7,8 @@
 // starting) and skips those that are our own address, so every node of a cluster may be given
 // the same seed list. With no seed left, done() resolves at once: this node starts a cluster.
 // done() rejects with a kj::Exception (FAILED) whose description is one operator line; the
-// only failure is the timeout (ClusterError::Kind::kJoinTimeout).
+// only failure is the timeout (ClusterError::Kind::kJoinTimeout). `on_joined` (optional) runs
+// once, synchronously, when done() is fulfilled.
 #pragma once
 
 #include <asio/io_context.hpp>
@@ -27,7 +28,8 @@ class Joiner {
  public:
   using Send = std::function<void(std::span<const std::string> seeds)>;
   Joiner(asio::io_context& io, std::vector<std::string> seeds, std::chrono::milliseconds timeout,
-         std::vector<std::string> self_addrs, Send send, std::function<bool()> joined);
+         std::vector<std::string> self_addrs, Send send, std::function<bool()> joined,
+         std::function<void()> on_joined = nullptr);
   ~Joiner();
   Joiner(const Joiner&) = delete;
   Joiner& operator=(const Joiner&) = delete;
@@ -39,6 +41,7 @@ class Joiner {
   void stop();
   kj::Promise<void> done() { return forked_.addBranch(); }
   bool finished() const { return finished_; }
+  bool succeeded() const { return succeeded_; }
   unsigned attempts() const { return attempts_; }
 
   static constexpr std::chrono::milliseconds kFirstGap{250};
@@ -54,11 +57,13 @@ class Joiner {
   std::vector<std::string> self_addrs_;
   Send send_;
   std::function<bool()> joined_;
+  std::function<void()> on_joined_;
   std::chrono::steady_clock::time_point deadline_{};
   std::chrono::milliseconds gap_ = kFirstGap;
   std::string last_problem_;
   unsigned attempts_ = 0;
   bool finished_ = false;
+  bool succeeded_ = false;
   kj::Own<kj::PromiseFulfiller<void>> fulfiller_;
   kj::ForkedPromise<void> forked_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

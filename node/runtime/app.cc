@@ -110,9 +110,10 @@ int App::run(int argc, char** argv) {
       cluster->start();
       cluster->joined().wait(loop.wait_scope());
     } catch (const node::cluster::ClusterError& e) {
+      using Kind = node::cluster::ClusterError::Kind;
       std::fprintf(stderr, "dog: %s\n", e.what());
-      return 1;
-    } catch (const kj::Exception& e) {
+      return e.kind() == Kind::kCannotBind ? 1 : 2;  // 2: fix the configuration
+    } catch (const kj::Exception& e) {  // joined() rejected: no seed answered
       std::fprintf(stderr, "dog: %s\n", e.getDescription().cStr());
       return 1;
     }

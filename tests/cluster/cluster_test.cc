@@ -47,8 +47,8 @@ struct Recorder : Listener {
 
 struct TestNode {
   TestNode(Loop& loop, const std::string& name, const std::string& key_path,
-           std::vector<std::string> join = {})
-      : state{name} {
+           std::vector<std::string> join = {}) {
+    state.name = name;
     ClusterOptions o;
     o.bind = "127.0.0.1:0";
     o.name = name;
