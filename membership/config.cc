@@ -64,6 +64,7 @@ std::optional<std::string> Config::validate() const {
   if (gossip_interval <= Duration::zero()) return "gossip_interval must be positive";
   if (push_pull_interval <= Duration::zero()) return "push_pull_interval must be positive";
   if (max_name_bytes == 0 || max_name_bytes > 1024) return "max_name_bytes out of range";
+  if (max_members < 2) return "max_members must be >= 2";
   if (session_id == 0) return "session_id must be nonzero (0 means unknown on the wire)";
   return std::nullopt;
 }

@@ -112,7 +112,15 @@ struct Config {
   // Dead/left members stay as tombstones this long so a stale push/pull cannot revive them
   // without a newer incarnation; after that they are forgotten.
   Duration tombstone_ttl = std::chrono::minutes(60);
-  // After leave(), keep gossiping the `left` update this long before reporting leave_done().
+  // Members known at once (live + tombstones). A new member beyond this evicts the oldest
+  // tombstone, or is dropped (Stats::dropped_table_full) if every slot is live. Also sizes the
+  // per-channel replay windows (2x) and the graveyard of reaped members (1x).
+  size_t max_members = 16384;
+  // Dead/left records sent in one full push/pull, most recent first. Live members always go.
+  // Without a cap, name churn grows every push/pull until receivers refuse it
+  // (max_push_pull_members) and joins fail.
+  size_t max_push_pull_tombstones = 256;
+    // After leave(), keep gossiping the `left` update this long before reporting leave_done().
   Duration leave_propagate = std::chrono::milliseconds(1000);
 
   // --- Input caps (peers are untrusted even after authentication) ---

@@ -25,6 +25,9 @@ struct Stats {
   uint64_t stale_session_updates = 0;  // about an older run (session) of a member, or of us
   uint64_t bad_incarnations = 0;       // incarnation >= kMaxIncarnation (never produced honestly)
   uint64_t self_session_conflicts = 0; // an alive of our name with a newer session: duplicate name
+  uint64_t graveyard_rejections = 0;   // second-hand alive of a reaped member, not newer than its death
+  uint64_t dropped_table_full = 0;     // new member while max_members slots are all live
+  uint64_t tombstones_trimmed = 0;     // dead/left records left out of full push/pulls (cap)
 
   // Protocol activity.
   uint64_t probes = 0;

@@ -48,7 +48,9 @@ Swim::Swim(const Config& cfg, Identity self, Keyring& keyring, Clock& clock, Tim
       sink_(sink),
       rng_(seed),
       awareness_(cfg.lifeguard ? cfg.awareness_max_multiplier : 1),
-      queue_(cfg.max_user_broadcasts) {
+      queue_(cfg.max_user_broadcasts),
+      replay_dgram_(2 * cfg.max_members),
+      replay_stream_(2 * cfg.max_members) {
   limits_.traversal_limit_words = cfg.max_datagram_bytes * 8;
   limits_.max_name_bytes = cfg.max_name_bytes;
   limits_.max_addr_bytes = cfg.max_addr_bytes;
@@ -82,11 +84,40 @@ uint64_t Swim::incarnation() const { return members_[0].info.incarnation; }
 // Timers
 
 void Swim::schedule(TimePoint at, TimerKind kind, uint32_t idx, uint64_t gen) {
+  // Superseded entries (refuted suspicions, finished probes and relays) stay queued until due;
+  // under churn they are dropped here so the queue stays O(members).
+  if (deadlines_.size() > 4 * members_.size() + 4 * kRelaySlots + 64) compact_deadlines();
   deadlines_.push(Deadline{at, kind, idx, gen});
   if (at < armed_) {
     armed_ = at;
     timer_.wake_at(at);
   }
+}
+
+bool Swim::deadline_live(const Deadline& d) const {
+  switch (d.kind) {
+    case TimerKind::kProbeTimeout:
+    case TimerKind::kIndirect:
+    case TimerKind::kProbeDeadline: return probe_.active && probe_.gen == d.gen;
+    case TimerKind::kSuspicion: {
+      if (d.idx >= members_.size()) return false;
+      const Member& m = members_[d.idx];
+      return m.in_use && m.suspicion && m.suspicion_gen == d.gen &&
+             m.suspicion->deadline() == d.at;
+    }
+    case TimerKind::kRelay: return relays_[d.idx].active && relays_[d.idx].seq == d.gen;
+    default: return true;  // periodic ticks: one of each is pending
+  }
+}
+
+void Swim::compact_deadlines() {
+  std::vector<Deadline> keep;
+  keep.reserve(deadlines_.size());
+  while (!deadlines_.empty()) {
+    if (deadline_live(deadlines_.top())) keep.push_back(deadlines_.top());
+    deadlines_.pop();
+  }
+  for (const Deadline& d : keep) deadlines_.push(d);
 }
 
 void Swim::arm() {
@@ -176,12 +207,7 @@ void Swim::reshuffle() {
     Member& m = members_[i];
     if (!m.in_use) continue;
     if (m.info.state == MemberState::kDead || m.info.state == MemberState::kLeft) {
-      if (now - m.state_change > cfg_.tombstone_ttl) {  // forget old tombstones
-        replay_.forget(m.info.name);
-        index_.erase(m.info.name);
-        m = Member{};
-        free_slots_.push_back(i);
-      }
+      if (now - m.state_change > cfg_.tombstone_ttl) reap(i);  // forget old tombstones
       continue;
     }
     probe_order_.push_back(i);
@@ -467,9 +493,23 @@ void Swim::send_push_pull(const std::string& to_addr, SyncKind kind, bool join, 
   p.want_reply = want_reply;
   p.digest = digest_;
   if (kind == SyncKind::kFull) {
-    p.members.reserve(members_.size());
-    for (const Member& m : members_)
-      if (m.in_use) p.members.push_back(m.info);
+    p.members.reserve(n_live_ + std::min(members_.size(), cfg_.max_push_pull_tombstones));
+    std::vector<const Member*> tombs;
+    for (const Member& m : members_) {
+      if (!m.in_use) continue;
+      if (m.info.state == MemberState::kAlive || m.info.state == MemberState::kSuspect)
+        p.members.push_back(m.info);
+      else
+        tombs.push_back(&m);
+    }
+    // The most recent deaths and leaves matter most; older ones are in everyone's view already.
+    if (tombs.size() > cfg_.max_push_pull_tombstones) {
+      stats_.tombstones_trimmed += tombs.size() - cfg_.max_push_pull_tombstones;
+      std::nth_element(tombs.begin(), tombs.begin() + cfg_.max_push_pull_tombstones, tombs.end(),
+                       [](const Member* a, const Member* b) { return a->state_change > b->state_change; });
+      tombs.resize(cfg_.max_push_pull_tombstones);
+    }
+    for (const Member* m : tombs) p.members.push_back(m->info);
     ++stats_.full_syncs;
   }
   std::vector<uint8_t> plain;
@@ -500,12 +540,14 @@ void Swim::on_datagram(std::string_view from_addr, std::span<const uint8_t> byte
     return;
   }
   if (in_msg_.from == self_name_ ||
-      !replay_.accept(in_msg_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
+      !replay_dgram_.accept(in_msg_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
     ++stats_.dropped_replay;
     return;
   }
+  sender_ = in_msg_.from;
   heard_from(in_msg_.from);
   handle_datagram(from_addr, in_msg_);
+  sender_ = {};
   arm();
 }
 
@@ -527,12 +569,14 @@ void Swim::on_stream(std::string_view from_addr, std::span<const uint8_t> bytes)
     return;
   }
   if (in_pp_.from == self_name_ ||
-      !replay_.accept(in_pp_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
+      !replay_stream_.accept(in_pp_.from, load_le64(nonce.data()), load_le64(nonce.data() + 8))) {
     ++stats_.dropped_replay;
     return;
   }
+  sender_ = in_pp_.from;
   heard_from(in_pp_.from);
   handle_push_pull(in_pp_);
+  sender_ = {};
   arm();
 }
 

@@ -103,6 +103,12 @@ class Swim {
   const Stats& stats() const { return stats_; }
   const Config& config() const { return cfg_; }
   size_t queued_broadcasts() const { return queue_.size(); }
+  // Bounded-state probes for tests: member slots in use (live + tombstones), reaped members
+  // remembered, senders in the replay windows, pending timer entries.
+  size_t table_size() const { return index_.size(); }
+  size_t graveyard_size() const { return graveyard_.size(); }
+  size_t replay_senders() const { return replay_dgram_.size() + replay_stream_.size(); }
+  size_t pending_deadlines() const { return deadlines_.size(); }
 
   // Test/simulator seam: installs members as alive without any traffic or broadcasts, as if a
   // push/pull had already happened (used to start large simulated clusters converged).
@@ -151,6 +157,8 @@ class Swim {
 
   // swim.cc: timers, probing, gossip, transport.
   void schedule(TimePoint at, TimerKind kind, uint32_t idx = 0, uint64_t gen = 0);
+  bool deadline_live(const Deadline& d) const;  // false: superseded, dispatch would do nothing
+  void compact_deadlines();
   void arm();
   void dispatch(const Deadline& d);
   void probe_tick();
@@ -186,7 +194,10 @@ class Swim {
   // Outbids `accused_incarnation`; `accused` (if set) is reported through on_self_state.
   void refute(uint64_t accused_incarnation, std::optional<MemberState> accused);
   void merge_state(const PushPull& p);
+  // Returns kNoSlot if the table is full of live members.
   uint32_t add_member(const Update& u);
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  void reap(uint32_t idx);  // forget a tombstone; remember it in the graveyard
   void set_state(Member& m, MemberState s);
   void emit(EventKind kind, const Member& m, bool local_origin = false);
   void enqueue(const Update& u, BroadcastClass cls = BroadcastClass::kSystem);
@@ -207,7 +218,18 @@ class Swim {
   Rng rng_;
   Awareness awareness_;
   BroadcastQueue queue_;
-  ReplayWindow replay_;
+  ReplayWindow replay_dgram_;   // one window per channel: a sender's counter spans both
+  ReplayWindow replay_stream_;
+  // Reaped members: name -> (session, incarnation) at death, FIFO-capped at max_members. A
+  // second-hand alive record (about someone other than the packet's sender) must be newer
+  // than this to bring the name back, so a replayed old push/pull cannot resurrect it.
+  struct Grave {
+    uint64_t session = 0;
+    uint64_t incarnation = 0;
+  };
+  std::unordered_map<std::string, Grave> graveyard_;
+  std::deque<std::string> graveyard_order_;
+  std::string_view sender_;  // name of the packet being handled (valid during on_datagram/on_stream)
   Stats stats_;
 
   std::vector<Member> members_;  // slot 0 is ourselves

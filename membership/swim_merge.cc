@@ -135,7 +135,38 @@ void Swim::refute(uint64_t accused_incarnation, std::optional<MemberState> accus
   if (accused && sink_) sink_->on_self_state(MemberState::kAlive, me.info.incarnation);
 }
 
+void Swim::reap(uint32_t idx) {
+  Member& m = members_[idx];
+  // Remembered (FIFO-capped) so a replayed record of this member cannot bring it back.
+  auto [it, fresh] = graveyard_.insert_or_assign(m.info.name, Grave{m.info.session, m.info.incarnation});
+  if (fresh) {
+    graveyard_order_.push_back(m.info.name);
+    while (graveyard_order_.size() > cfg_.max_members) {
+      graveyard_.erase(graveyard_order_.front());
+      graveyard_order_.pop_front();
+    }
+  }
+  index_.erase(m.info.name);
+  m = Member{};
+  free_slots_.push_back(idx);
+}
+
 uint32_t Swim::add_member(const Update& u) {
+  if (index_.size() >= cfg_.max_members) {
+    // Full: make room by forgetting the oldest tombstone, if there is one.
+    uint32_t oldest = kNoSlot;
+    for (uint32_t i = 1; i < members_.size(); ++i) {
+      const Member& m = members_[i];
+      if (m.in_use && !is_live(m.info.state) &&
+          (oldest == kNoSlot || m.state_change < members_[oldest].state_change))
+        oldest = i;
+    }
+    if (oldest == kNoSlot) {
+      ++stats_.dropped_table_full;
+      return kNoSlot;
+    }
+    reap(oldest);
+  }
   uint32_t idx;
   if (!free_slots_.empty()) {
     idx = free_slots_.back();
@@ -191,7 +222,20 @@ void Swim::apply_alive(const Update& u) {
   if (u.addr.empty()) return;
   Member* m = find(u.node);
   if (!m) {
+    auto grave = graveyard_.find(u.node);
+    if (grave != graveyard_.end()) {
+      // A reaped member. Its own packet (fresh by the replay window) proves it is back; a
+      // second-hand record must be newer than its death (a replayed push/pull is not).
+      const bool newer = session_order(u.session, grave->second.session) > 0 ||
+                         (session_order(u.session, grave->second.session) == 0 &&
+                          u.incarnation > grave->second.incarnation);
+      if (u.node != sender_ && !newer) {
+        ++stats_.graveyard_rejections;
+        return;
+      }
+    }
     const uint32_t idx = add_member(u);
+    if (idx == kNoSlot) return;
     Member& nm = members_[idx];
     set_state(nm, MemberState::kAlive);
     emit(EventKind::kJoin, nm);
@@ -299,7 +343,7 @@ void Swim::apply_suspect(const Update& u, bool quiet) {
   // independent confirmations of a real failure arrive within about one period.
   if (!local && cfg_.lifeguard && cfg_.suspicion_verifiers > 0 &&
       rng_.unit() * static_cast<double>(n_live_) < cfg_.suspicion_verifiers)
-    verify_.push_back(u.node);
+    if (verify_.size() < 64) verify_.push_back(u.node);
 }
 
 void Swim::suspect_locally(uint32_t idx, bool quiet) {
@@ -421,6 +465,7 @@ void Swim::TEST_install(const std::vector<MemberInfo>& members) {
     u.session = r.session;
     u.meta = r.meta;
     const uint32_t idx = add_member(u);
+    if (idx == kNoSlot) return;
     set_state(members_[idx], MemberState::kAlive);
     emit(EventKind::kJoin, members_[idx]);
   }
