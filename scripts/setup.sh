@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dog needs to build, test and benchmark.
 # Idempotent: installs only what is missing, so it is safe to run on every build.
-# Usage: scripts/setup.sh [--bench]   (--bench adds wrk and nginx for bench/front-door)
+# Usage: scripts/setup.sh [--bench]   (--bench adds wrk and perf for the benchmarks)
 set -euo pipefail
 
 pkgs=(
@@ -11,8 +11,9 @@ pkgs=(
   node-llhttp
   python3 python3-websockets   # a real WebSocket client for integration tests
   iproute2 nftables procps
+  nginx-light                  # scripts/start.sh puts a real nginx in front of the nodes
 )
-if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk nginx-light linux-perf); fi
+if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk linux-perf); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
