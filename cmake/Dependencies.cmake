@@ -23,3 +23,5 @@ add_library(dog_llhttp STATIC
 target_include_directories(dog_llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
 set_target_properties(dog_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 11)
 target_compile_options(dog_llhttp PRIVATE -w -O2)
+# The strict build: RFC 9112 rejects, among others, whitespace between a field name and its colon.
+target_compile_definitions(dog_llhttp PUBLIC LLHTTP_STRICT_MODE=1)

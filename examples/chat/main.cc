@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   });
   app.replica<Room>("ROOM");
   app.fetch([](dog::Request& req, dog::Env& env) -> dog::Task<dog::Response> {
-    if (req.method != "GET" && req.method != "HEAD") co_return dog::Response::text(405, "Method not allowed");
+    if (req.method != "GET" && req.method != "HEAD") co_return dog::Response::method_not_allowed("GET, HEAD");
     if (req.path() == "/") co_return dog::Response::html(std::string(dog_chat::kPage));
     if (req.path() == "/favicon.ico") co_return dog::Response::text(404, "");
     auto u = req.query_param("u");

@@ -63,7 +63,7 @@ struct Task : dog::Replica {
     const std::string& sub = route->sub;
     if (sub == "/ws") co_return co_await connect(req);
     if (sub == "/jobs") {
-      if (req.method != "POST") co_return dog::Response::text(405, "POST a job body");
+      if (req.method != "POST") co_return dog::Response::method_not_allowed("POST");
       // Ask every Replica which of its workers is idle; take the first answer.
       std::string worker;
       for (auto& [w, n] : idle)

@@ -54,6 +54,7 @@ struct Request {
   std::string_view query() const;
   // Value of query parameter `key` (not percent-decoded), if present.
   std::optional<std::string_view> query_param(std::string_view key) const;
+  // True if the Upgrade header lists the token "websocket", in any case (RFC 9110 §7.8).
   bool is_websocket_upgrade() const;
 };
 
@@ -84,6 +85,8 @@ struct Response {
                        std::string content_type = "text/plain; charset=utf-8");
   static Response json(int status, std::string body);
   static Response html(std::string body);
+  // 405 with the Allow header RFC 9110 §15.5.6 requires, e.g. method_not_allowed("GET, HEAD").
+  static Response method_not_allowed(std::string allow);
   static Response accept_websocket(std::shared_ptr<WebSocketHandler> handler);
 };
 

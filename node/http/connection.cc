@@ -3,7 +3,9 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 
 #include "node/http/handshake.h"
 #include "node/http/ws_session.h"
@@ -19,6 +21,7 @@ struct ParserCallbacks {
   static int headers_complete(llhttp_t* p) { return self(p)->on_headers_complete(); }
   static int body(llhttp_t* p, const char* at, size_t n) { return self(p)->on_body(at, n); }
   static int message_complete(llhttp_t* p) { return self(p)->on_message_complete(); }
+  static int chunk_ext(llhttp_t* p, const char*, size_t n) { return self(p)->on_chunk_extension(n); }
   static const llhttp_settings_t* settings() {
     static const llhttp_settings_t s = [] {
       llhttp_settings_t s;
@@ -30,6 +33,8 @@ struct ParserCallbacks {
       s.on_headers_complete = headers_complete;
       s.on_body = body;
       s.on_message_complete = message_complete;
+      s.on_chunk_extension_name = chunk_ext;
+      s.on_chunk_extension_value = chunk_ext;
       return s;
     }();
     return &s;
@@ -66,10 +71,13 @@ int HttpConnection::on_message_begin() {
   req_.method.clear();
   req_.target.clear();
   req_.headers.clear();
-  req_.body.clear();
+  release_if_large(req_.body);
   field_.clear();
   value_.clear();
   in_value_ = false;
+  headers_done_ = false;
+  host_count_ = 0;
+  chunk_ext_bytes_ = 0;
   header_bytes_ = 0;
   message_done_ = false;
   return 0;
@@ -82,13 +90,21 @@ int HttpConnection::on_url(const char* at, size_t n) {
 }
 
 void HttpConnection::commit_header() {
+  if (http::iequals(field_, "host")) ++host_count_;
   req_.headers.add(std::move(field_), std::move(value_));
   field_.clear();
   value_.clear();
   in_value_ = false;
 }
 
+// After the headers, llhttp reports a chunked body's trailer fields through the same callbacks.
+// They count against the header limit and are then dropped: a trailer must not pose as a
+// header (RFC 9110 §6.5.1), and no handler here asks for trailers.
 int HttpConnection::on_header_field(const char* at, size_t n) {
+  if (headers_done_) {
+    header_bytes_ += n;
+    return header_bytes_ > server_->config.max_header_bytes ? reject(431, "request trailers too large") : 0;
+  }
   if (in_value_) {
     if (req_.headers.size() + 1 >= server_->config.max_headers) return reject(431, "too many header fields");
     commit_header();
@@ -100,6 +116,10 @@ int HttpConnection::on_header_field(const char* at, size_t n) {
 }
 
 int HttpConnection::on_header_value(const char* at, size_t n) {
+  if (headers_done_) {
+    header_bytes_ += n;
+    return header_bytes_ > server_->config.max_header_bytes ? reject(431, "request trailers too large") : 0;
+  }
   in_value_ = true;
   header_bytes_ += n;
   if (header_bytes_ > server_->config.max_header_bytes) return reject(431, "request headers too large");
@@ -109,14 +129,22 @@ int HttpConnection::on_header_value(const char* at, size_t n) {
 
 int HttpConnection::on_headers_complete() {
   if (in_value_) commit_header();
+  headers_done_ = true;
   req_.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   req_.version_minor = parser_.http_major > 1 ? 1 : parser_.http_minor;
+  // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any with more than one.
+  if (host_count_ > 1) return reject(400, "more than one Host header");
+  if (host_count_ == 0 && req_.version_minor >= 1) return reject(400, "missing Host header");
   if ((parser_.flags & F_CONTENT_LENGTH) && parser_.content_length > server_->config.max_body_bytes)
     return reject(413, "request body too large");
+  // 100 Continue is an HTTP/1.1 interim response; an HTTP/1.0 client would take it as the answer.
   auto expect = req_.headers.get("expect");
-  if (expect && http::iequals(*expect, "100-continue")) out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  if (expect && http::iequals(*expect, "100-continue") && req_.version_minor >= 1)
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   phase_ = Phase::kBody;
-  set_deadline(Clock::now() + server_->config.idle_timeout);
+  auto now = Clock::now();
+  body_deadline_ = now + server_->config.body_timeout;
+  set_deadline(std::min(body_deadline_, now + server_->config.idle_timeout));
   return 0;
 }
 
@@ -126,14 +154,31 @@ int HttpConnection::on_body(const char* at, size_t n) {
   return 0;
 }
 
+int HttpConnection::on_chunk_extension(size_t n) {
+  chunk_ext_bytes_ += n;
+  if (chunk_ext_bytes_ > server_->config.max_header_bytes) return reject(400, "chunk extensions too long");
+  return 0;
+}
+
 int HttpConnection::on_message_complete() {
   message_done_ = true;
+  head_.reset();  // the next bytes start the next request's head
   keep_alive_ = llhttp_should_keep_alive(&parser_);
   phase_ = Phase::kHandling;
   // Pause so the handler runs before the next pipelined request is parsed. An upgrade pauses
   // by itself (HPE_PAUSED_UPGRADE).
   return parser_.upgrade ? 0 : HPE_PAUSED;
 }
+
+namespace {
+
+bool valid_response_headers(const http::Response& resp) {
+  for (const auto& h : resp.headers)
+    if (!valid_field_name(h.name) || !valid_field_value(h.value)) return false;
+  return true;
+}
+
+}  // namespace
 
 // ---- the connection loop ------------------------------------------------------------------
 
@@ -144,7 +189,11 @@ asio::awaitable<void> HttpConnection::run() {
     for (;;) {
       while (in_off_ < in_len_) {
         const char* base = rbuf_ + in_off_;
-        llhttp_errno_t err = llhttp_execute(&parser_, base, in_len_ - in_off_);
+        size_t scanned = 0;
+        auto head = head_.scan(std::string_view(base, in_len_ - in_off_), &scanned);
+        if (head == HeadScanner::Result::kBareLf) reject(400, "bare LF in request head");
+        if (head == HeadScanner::Result::kObsFold) reject(400, "obsolete line folding in request head");
+        llhttp_errno_t err = reject_status_ != 0 ? HPE_USER : llhttp_execute(&parser_, base, in_len_ - in_off_);
         if (err == HPE_OK) {
           in_off_ = in_len_;
           break;
@@ -155,7 +204,9 @@ asio::awaitable<void> HttpConnection::run() {
           bool keep = co_await handle_request(err == HPE_PAUSED_UPGRADE);
           if (closed_) co_return;  // handed to a WebSocket, or closed by a timeout
           if (!keep || draining_) {
-            co_await flush();
+            // Unread pipelined input would make close() send RST, which can destroy the
+            // response in flight: half-close and discard input for a bounded while first.
+            if (co_await flush()) co_await linger_and_close();
             close_socket();
             co_return;
           }
@@ -176,8 +227,10 @@ asio::awaitable<void> HttpConnection::run() {
         close_socket();
         co_return;
       }
+      auto idle = Clock::now() + server_->config.idle_timeout;
       set_deadline(phase_ == Phase::kHeaders ? header_deadline_
-                                             : Clock::now() + server_->config.idle_timeout);
+                   : phase_ == Phase::kBody  ? std::min(body_deadline_, idle)
+                                             : idle);
       std::error_code ec;
       size_t n = co_await socket_.async_read_some(asio::buffer(rbuf_),
                                                   asio::redirect_error(asio::use_awaitable, ec));
@@ -215,6 +268,14 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
     resp = http::Response::text(500, "internal error\n");
   }
   if (closed_) co_return false;
+  if (!valid_response_headers(resp)) {
+    // A CR or LF in a handler's header would let its data write our framing (response
+    // splitting): answer 500 instead, on the 101 path too.
+    server_->stats.handler_errors++;
+    std::fprintf(stderr, "dog: handler for %s %s returned a header with an invalid name or value\n",
+                 req_.method.c_str(), req_.target.c_str());
+    resp = http::Response::text(500, "internal error\n");
+  }
   if (resp.websocket) {
     if (wants_ws && upgrade) co_return co_await this->upgrade(resp);
     server_->stats.bad_requests++;
@@ -258,6 +319,7 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
     if (!head && !bodiless) out_.append(resp.body);
   }
   phase_ = Phase::kIdle;
+  release_if_large(req_.body);
   co_return keep_alive_;
 }
 
@@ -266,6 +328,10 @@ void HttpConnection::write_head(const http::Response& resp, bool chunked, size_t
   auto reason = http::reason_phrase(resp.status);
   int k = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", resp.status);
   out_.append(line, k).append(reason).append("\r\n");
+  if (resp.status >= 200 && !resp.headers.get("date"))
+    out_.append("Date: ").append(http_date(std::time(nullptr))).append("\r\n");
+  // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
+  if (resp.status == 426 && !resp.headers.get("upgrade")) out_.append("Upgrade: websocket\r\n");
   for (const auto& h : resp.headers) {
     if (http::iequals(h.name, "content-length") || http::iequals(h.name, "transfer-encoding") || http::iequals(h.name, "connection"))
       continue;  // framing headers are the server's to write
@@ -278,9 +344,16 @@ void HttpConnection::write_head(const http::Response& resp, bool chunked, size_t
     k = std::snprintf(line, sizeof line, "Content-Length: %zu\r\n", length);
     out_.append(line, k);
   }
-  if (!keep_alive_) out_.append("Connection: close\r\n");
-  else if (req_.version_minor == 0) out_.append("Connection: keep-alive\r\n");
+  write_connection_header(resp.status);
   out_.append("\r\n");  // HEAD gets the same head as GET; the caller omits the body
+}
+
+// A sender of Upgrade also lists it in Connection (RFC 9110 §7.8).
+void HttpConnection::write_connection_header(int status) {
+  const bool upgrade = status == 426;
+  if (!keep_alive_) out_.append(upgrade ? "Connection: upgrade, close\r\n" : "Connection: close\r\n");
+  else if (upgrade) out_.append(req_.version_minor == 0 ? "Connection: upgrade, keep-alive\r\n" : "Connection: upgrade\r\n");
+  else if (req_.version_minor == 0) out_.append("Connection: keep-alive\r\n");
 }
 
 void HttpConnection::write_error(int status, std::string_view why) {
@@ -312,7 +385,7 @@ asio::awaitable<bool> HttpConnection::flush() {
   set_deadline(Clock::now() + server_->config.idle_timeout);  // a client must keep reading
   std::error_code ec;
   co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
-  out_.clear();
+  release_if_large(out_);
   phase_ = was;
   if (ec || closed_) {
     close_socket();
@@ -365,8 +438,9 @@ void HttpConnection::on_timer() {
   server_->stats.timeouts++;
   if (phase_ == Phase::kHeaders || phase_ == Phase::kBody) {
     // Best effort, never blocking: tell a slow client why it is being dropped.
-    static constexpr std::string_view k408 =
-        "HTTP/1.1 408 Request Timeout\r\nContent-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n";
+    std::string k408 = "HTTP/1.1 408 Request Timeout\r\nDate: ";
+    k408.append(http_date(std::time(nullptr)))
+        .append("\r\nContent-Length: 16\r\nConnection: close\r\n\r\nrequest timeout\n");
     std::error_code ec;
     socket_.non_blocking(true, ec);
     socket_.write_some(asio::buffer(k408), ec);
@@ -389,5 +463,10 @@ void HttpConnection::drain() {
 }
 
 void HttpConnection::force_close() { close_socket(); }
+
+size_t HttpConnection::retained_bytes() const {
+  return sizeof rbuf_ + out_.capacity() + req_.body.capacity() + req_.target.capacity() +
+         field_.capacity() + value_.capacity();
+}
 
 }  // namespace dog::node

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "node/http/server_state.h"
+#include "node/http/wire.h"
 
 namespace dog::node {
 
@@ -27,6 +28,9 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void drain();
   void force_close();
 
+  // Capacity of this connection's buffers, for HttpServer::buffer_bytes().
+  size_t retained_bytes() const;
+
  private:
   using Clock = std::chrono::steady_clock;
   enum class Phase { kIdle, kHeaders, kBody, kHandling, kWriting, kLingering };
@@ -40,12 +44,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   int on_headers_complete();
   int on_body(const char* at, size_t len);
   int on_message_complete();
+  int on_chunk_extension(size_t len);
   int reject(int status, const char* why);
   void commit_header();
 
   asio::awaitable<bool> handle_request(bool upgrade);  // false: close the connection
   asio::awaitable<bool> upgrade(http::Response& resp);
   void write_head(const http::Response& resp, bool chunked, size_t length);
+  void write_connection_header(int status);
   void write_error(int status, std::string_view why);
   asio::awaitable<bool> flush();
   asio::awaitable<void> linger_and_close();
@@ -68,10 +74,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   size_t in_len_ = 0;
   std::string out_;
   Clock::time_point header_deadline_;
+  Clock::time_point body_deadline_;  // total time for a request body (HttpConfig::body_timeout)
+  HeadScanner head_;                 // bare LF and obs-fold, which llhttp lets through
 
   http::Request req_;
   std::string field_, value_;
   bool in_value_ = false;
+  bool headers_done_ = false;  // later field callbacks are trailers: bounded, then dropped
+  int host_count_ = 0;
+  size_t chunk_ext_bytes_ = 0;
   size_t header_bytes_ = 0;
   bool message_done_ = false;
   bool keep_alive_ = true;

@@ -3,6 +3,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -20,6 +21,7 @@ HttpConfig HttpConfig::testing() {
   c.max_body_bytes = 64 << 10;
   c.header_timeout = std::chrono::milliseconds(300);
   c.idle_timeout = std::chrono::milliseconds(1000);
+  c.body_timeout = std::chrono::milliseconds(3000);
   c.max_ws_message_bytes = 64 << 10;
   c.max_ws_send_queue_bytes = 256 << 10;
   c.ws_close_timeout = std::chrono::milliseconds(500);
@@ -48,6 +50,7 @@ HttpServer::HttpServer(Loop& loop, HttpConfig config, http::Handler handler)
 HttpServer::~HttpServer() {
   std::error_code ec;
   state_->acceptor.close(ec);
+  state_->accept_timer.cancel();
   state_->on_drained = nullptr;
   state_->force_close_all();
 }
@@ -69,16 +72,34 @@ asio::ip::tcp::endpoint HttpServer::local_endpoint() const { return state_->acce
 
 const HttpStats& HttpServer::stats() const { return state_->stats; }
 
+size_t HttpServer::buffer_bytes() const {
+  size_t n = 0;
+  for (auto* c : state_->connections) n += c->retained_bytes();
+  for (auto* s : state_->sockets) n += s->retained_bytes();
+  return n;
+}
+
 void HttpServer::accept() {
   std::weak_ptr<State> weak = state_;
   state_->acceptor.async_accept([weak, this](std::error_code ec, asio::ip::tcp::socket socket) {
     auto state = weak.lock();
     if (!state || !state->acceptor.is_open()) return;
     if (ec) {
-      // EMFILE and friends are transient: keep accepting rather than going deaf.
-      accept();
+      // EMFILE and friends are transient: keep accepting rather than going deaf, but back off
+      // (10 ms doubling to 1 s): the pending connection keeps the acceptor readable, so an
+      // immediate retry would spin the loop at 100 % CPU until a descriptor frees up.
+      state->stats.accept_errors++;
+      auto& b = state->accept_backoff;
+      b = std::clamp(b * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+      state->accept_timer.expires_after(b);
+      state->accept_timer.async_wait([weak, this](std::error_code ec) {
+        auto state = weak.lock();
+        if (ec || !state || !state->acceptor.is_open()) return;  // the server is gone or closing
+        accept();
+      });
       return;
     }
+    state->accept_backoff = std::chrono::milliseconds(0);
     if (state->connections.size() + state->sockets.size() >= state->config.max_connections) {
       state->stats.connections_rejected++;
       std::error_code ignored;
@@ -99,6 +120,7 @@ void HttpServer::shutdown(std::chrono::milliseconds deadline, std::function<void
   s.on_drained = std::move(done);
   std::error_code ec;
   s.acceptor.close(ec);
+  s.accept_timer.cancel();
   std::vector<HttpConnection*> conns(s.connections.begin(), s.connections.end());
   for (auto* c : conns) c->drain();
   std::vector<WsSession*> socks(s.sockets.begin(), s.sockets.end());

@@ -9,8 +9,13 @@
 //   in the socket buffer, not in memory); responses to pipelined requests are written in
 //   batches.
 // * Every limit answers with a clear status and closes the connection: over-long request line
-//   414, headers 431, body 413, malformed 400, slow headers 408. A bad WebSocket handshake gets
-//   400, or 426 for a wrong version; a handler that accepts a WebSocket on a plain request 426.
+//   414, headers 431, body 413, malformed 400 (RFC 9112 strict: bare LF, obs-fold, CL with TE,
+//   duplicate Content-Length, a missing or repeated Host), slow headers or body 408. A bad
+//   WebSocket handshake gets 400, or 426 for a wrong version; a handler that accepts a WebSocket
+//   on a plain request 426. Every 426 carries `Upgrade: websocket`.
+// * Responses carry Date. A handler header with CR, LF or NUL, or a name that is not a token,
+//   turns the response into a 500 (no response splitting). Trailers are dropped.
+// * An accept() error (EMFILE...) backs off from 10 ms to 1 s instead of spinning.
 // * A handler that throws produces a 500; nothing a client sends can take the node down or
 //   affect other connections.
 // * shutdown() stops accepting, closes idle connections, lets in-flight requests finish (their
@@ -44,6 +49,9 @@ struct HttpConfig {
   // Keep-alive idle time between requests, and the longest gap between reads of a body or
   // writes of a response. Default: 60 s.
   std::chrono::milliseconds idle_timeout{60'000};
+  // From the end of a request's headers to the end of its body (408 beyond), however steadily
+  // the bytes trickle in. Default: 120 s.
+  std::chrono::milliseconds body_timeout{120'000};
   // Largest WebSocket message after reassembly (close 1009 beyond). Default: 1 MiB.
   size_t max_ws_message_bytes = 1 << 20;
   // Per-WebSocket bytes queued for a peer that is not reading; past it the peer is dropped.
@@ -69,6 +77,7 @@ struct HttpStats {
   uint64_t connections_accepted = 0;
   uint64_t connections_open = 0;
   uint64_t connections_rejected = 0;  // over max_connections
+  uint64_t accept_errors = 0;         // accept() failed (EMFILE, ENFILE, ENOBUFS...); retried with back-off
   uint64_t requests = 0;
   uint64_t bad_requests = 0;          // answered 4xx by the server itself
   uint64_t handler_errors = 0;        // handler threw: 500
@@ -94,6 +103,10 @@ class HttpServer {
   void shutdown(std::chrono::milliseconds deadline, std::function<void()> done);
 
   const HttpStats& stats() const;
+
+  // Bytes of buffer capacity held by open connections and WebSockets (read buffers included).
+  // Walks every connection: for tests and occasional metrics, not per request.
+  size_t buffer_bytes() const;
 
   struct State;
 

@@ -16,7 +16,7 @@ class WsSession;
 
 struct HttpServer::State {
   State(Loop& l, HttpConfig c, http::Handler h)
-      : loop(l), config(c), handler(std::move(h)), acceptor(l.io()), drain_timer(l.io()) {}
+      : loop(l), config(c), handler(std::move(h)), acceptor(l.io()), drain_timer(l.io()), accept_timer(l.io()) {}
 
   Loop& loop;
   HttpConfig config;
@@ -27,6 +27,8 @@ struct HttpServer::State {
   std::unordered_set<WsSession*> sockets;
   bool shutting_down = false;
   asio::steady_timer drain_timer;
+  asio::steady_timer accept_timer;                 // back-off after a failed accept()
+  std::chrono::milliseconds accept_backoff{0};
   std::function<void()> on_drained;
   uint64_t next_id = 1;
 

@@ -1,6 +1,8 @@
 // Implementation of the value types in include/dog/http.h.
 #include "dog/http.h"
 
+#include "node/http/handshake.h"
+
 namespace dog::http {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -57,7 +59,7 @@ std::optional<std::string_view> Request::query_param(std::string_view key) const
 
 bool Request::is_websocket_upgrade() const {
   auto up = headers.get("upgrade");
-  return up && iequals(*up, "websocket");
+  return up && ws::header_has_token(*up, "websocket");
 }
 
 Response Response::text(int status, std::string body, std::string content_type) {
@@ -74,6 +76,12 @@ Response Response::json(int status, std::string body) {
 
 Response Response::html(std::string body) {
   return text(200, std::move(body), "text/html; charset=utf-8");
+}
+
+Response Response::method_not_allowed(std::string allow) {
+  auto r = text(405, "Method not allowed");
+  r.headers.add("Allow", std::move(allow));
+  return r;
 }
 
 Response Response::accept_websocket(std::shared_ptr<WebSocketHandler> handler) {

@@ -149,6 +149,7 @@ void Decoder::finish_frame(FrameSink& sink) {
   if (message_text_ && !valid_utf8(message_))
     return fail(sink, close_code::kInvalidData, "text message is not valid UTF-8");
   sink.on_message(message_, message_text_);
+  if (message_.capacity() > (64 << 10)) std::string().swap(message_);  // one big message must not pin memory
 }
 
 void Decoder::feed(std::string_view bytes, FrameSink& sink) {

@@ -71,6 +71,10 @@ class Decoder {
 
   bool failed() const { return failed_; }
 
+  // Capacity held by the reassembly buffers. A message buffer over 64 KiB is released once its
+  // message has been delivered.
+  size_t retained_bytes() const { return message_.capacity() + control_.capacity(); }
+
  private:
   void fail(FrameSink& sink, uint16_t code, std::string_view why);
   bool start_frame(FrameSink& sink);  // validates the parsed header; false on error

@@ -4,6 +4,8 @@
 #include <asio/write.hpp>
 #include <cstdio>
 
+#include "node/http/wire.h"
+
 namespace dog::node {
 
 namespace ws = http::ws;
@@ -212,7 +214,7 @@ void WsSession::flush() {
   if (wbuf_off_ == wbuf_.size()) {
     if (out_.empty()) return maybe_finish();
     wbuf_.swap(out_);
-    out_.clear();
+    release_if_large(out_);
     wbuf_off_ = 0;
   }
   // Try the write now: on an idle socket it completes in one syscall with no reactor trip.
@@ -231,7 +233,7 @@ void WsSession::flush() {
     });
     return;
   }
-  wbuf_.clear();
+  release_if_large(wbuf_);
   wbuf_off_ = 0;
   if (!out_.empty()) return flush();
   maybe_finish();

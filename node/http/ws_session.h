@@ -38,6 +38,11 @@ class WsSession final : public http::WebSocket,
   void going_away();
   void abort(uint16_t code, std::string_view reason);
 
+  // Capacity of this socket's buffers, for HttpServer::buffer_bytes().
+  size_t retained_bytes() const {
+    return sizeof rbuf_ + out_.capacity() + wbuf_.capacity() + decoder_.retained_bytes();
+  }
+
  private:
   enum class State { kOpen, kClosing, kClosed };
 

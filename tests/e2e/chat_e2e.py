@@ -61,8 +61,9 @@ async def scenario(port):
     status, body, headers = http(port, "/")
     check(status == 200 and "<title>dog | chat demo</title>" in body and headers.get("Content-Type", "").startswith("text/html"), "55 / serves the chat page")
     check(http(port, "/favicon.ico")[0] == 404, "55 /favicon.ico is 404")
-    status, body, _ = http(port, "/anything", "POST")
+    status, body, headers = http(port, "/anything", "POST")
     check(status == 405 and body == "Method not allowed", "55 POST gives 405 Method not allowed")
+    check(headers.get("Allow") == "GET, HEAD", f"55 the 405 carries Allow (RFC 9110): {headers.get('Allow')}")
 
     alice = await websockets.connect(base + "alice")
     bob = await websockets.connect(base + "bob")
