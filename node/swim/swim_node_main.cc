@@ -50,6 +50,7 @@ json config_json(const mb::Config& c) {
               {"probe_timeout_ms", ms(c.probe_timeout)},
               {"indirect_timeout_ms", ms(c.indirect_timeout)},
               {"indirect_checks", c.indirect_checks},
+              {"successor_probe_every", c.successor_probe_every},
               {"suspicion_mult", c.suspicion_mult},
               {"suspicion_max_mult", c.suspicion_max_mult},
               {"suspicion_confirmations", c.suspicion_confirmations},
@@ -72,8 +73,17 @@ class JsonSink final : public mb::EventSink {
                    {"member", e.member->name},
                    {"addr", e.member->addr},
                    {"incarnation", e.member->incarnation},
+                   {"session", e.member->session},
                    {"view_epoch", e.view_epoch},
                    {"local", e.local_origin},
+                   {"t", now_s()}});
+  }
+  // What peers say about this node (suspect/dead/left), then our refutation (alive).
+  void on_self_state(mb::MemberState st, uint64_t incarnation) override {
+    emit_line(json{{"event", "self_state"},
+                   {"self", self_},
+                   {"state", mb::to_string(st)},
+                   {"incarnation", incarnation},
                    {"t", now_s()}});
   }
 

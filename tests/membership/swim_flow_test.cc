@@ -353,27 +353,38 @@ TEST_CASE("a probe answered by neither ack nor nack accuses nobody, the next sil
 }
 
 TEST_CASE("successor probing bounds the time from crash to first suspicion") {
-  Cluster c(small(60, 9));
-  Recorder r;
-  r.attach(c);
-  c.start_all();
-  c.run_for(seconds(5));
-  Rng pick(99);
-  for (int trial = 0; trial < 8; ++trial) {
-    c.run_for(Duration(static_cast<int64_t>(pick.uniform(1000000))));
-    const uint32_t victim = static_cast<uint32_t>(1 + trial * 7);
-    const std::string name = Cluster::name_of(victim);
-    const TimePoint crash = c.net().now();
-    c.net().crash(victim);
-    c.run_for(seconds(15));
-    auto s = r.first(EventKind::kSuspect, name);
-    INFO("victim " << name);
-    REQUIRE(s);
-    // Its ring predecessor probes it every 2nd period; the probe fails 0.5 s later.
-    CHECK(s->t - crash <= milliseconds(2510));
-    CHECK(r.first(EventKind::kDead, name));
-  }
-  Config off = Config::lan();
-  off.successor_probe_every = 0;
-  CHECK_FALSE(off.validate());
+  // Returns the worst crash-to-first-suspicion time over 20 crashes in a 60-member cluster.
+  auto worst_first_suspicion = [](uint32_t successor_every) {
+    ClusterOptions o = small(60, 9);
+    o.config.successor_probe_every = successor_every;
+    Cluster c(o);
+    Recorder r;
+    r.attach(c);
+    c.start_all();
+    c.run_for(seconds(5));
+    Rng pick(99);
+    Duration worst{0};
+    for (int trial = 0; trial < 20; ++trial) {
+      c.run_for(Duration(static_cast<int64_t>(pick.uniform(1000000))));
+      const uint32_t victim = static_cast<uint32_t>(1 + trial * 2);
+      const std::string name = Cluster::name_of(victim);
+      const TimePoint crash = c.net().now();
+      c.net().crash(victim);
+      c.run_for(seconds(15));
+      auto s = r.first(EventKind::kSuspect, name);
+      INFO("victim " << name);
+      REQUIRE(s);
+      CHECK(r.first(EventKind::kDead, name));
+      worst = std::max(worst, s->t - crash);
+    }
+    return worst;
+  };
+  // Its ring predecessor probes it every 2nd period; the probe fails 0.5 s later.
+  const Duration with_ring = worst_first_suspicion(2);
+  CHECK(with_ring <= milliseconds(2510));
+  // The same crashes with pure round-robin (the ring switched off) miss that bound: the ring is
+  // what makes it hold, not the cluster size or luck (issue 12 item 27).
+  const Duration round_robin = worst_first_suspicion(0);
+  INFO("ring " << with_ring.count() << " us, round-robin " << round_robin.count() << " us");
+  CHECK(round_robin > milliseconds(2510));
 }
