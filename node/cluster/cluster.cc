@@ -20,6 +20,7 @@
 #include <kj/debug.h>
 
 #include "node/cluster/addr.h"
+#include "node/cluster/cluster_impl.h"
 #include "node/cluster/join.h"
 #include "node/swim/swim_host.h"
 
@@ -39,101 +40,11 @@ membership::Config preset_config(const std::string& p) {
   throw ClusterError(Kind::kBadOption, "--preset " + p + ": want lan, wan or local");
 }
 
-bool live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
-
 double weight_of(const membership::Meta& m) {
   return std::clamp<double>(m.capacity == 0 ? 1 : m.capacity, 1, routing::kMaxWeight);
 }
 
-uint64_t os_seed() {
-  uint64_t s = 0;
-  randombytes_buf(&s, sizeof s);
-  return s | 1;
-}
-
 }  // namespace
-
-struct Cluster::Impl final : membership::EventSink {
-  struct Peer {
-    uint64_t session = 0;
-    MemberState state = MemberState::kDead;
-    uint32_t load = 0;
-  };
-  struct Pending {
-    EventKind kind;
-    MemberInfo info;
-  };
-
-  Impl(Loop& l, ClusterOptions o, rpc::wire::Node::Client node, Listener* lis)
-      : loop(l),
-        opts(std::move(o)),
-        local(kj::mv(node)),
-        listener(lis),
-        io(l.io()),
-        rng(opts.seed ? opts.seed : os_seed()),
-        publish_timer(l.io()),
-        leave_timer(l.io()) {}
-
-  ~Impl() noexcept override {
-    *alive = false;
-    join.reset();
-    if (host) {
-      host->transport().set_foreign_stream_handler(nullptr);
-      host->transport().set_receiver(nullptr);
-    }
-    rpc.reset();   // holds KJ promises and sockets; before the host and the keyring
-    host.reset();  // closes the cluster port (a crash for peers; leave() first to be graceful)
-  }
-
-  // --- start-up ---
-  void start();
-  void start_join();
-  void announce();
-
-  // --- events ---
-  void on_member_event(const membership::Event& e) override;
-  void on_self_state(MemberState state, uint64_t incarnation) override;
-  void post_drain();
-  void drain();
-  void apply(const Pending& p, std::vector<std::pair<std::string, uint64_t>>& gone);
-  bool rebuild();
-
-  // --- load ---
-  void publish_now();
-
-  Loop& loop;
-  ClusterOptions opts;
-  rpc::wire::Node::Client local;
-  Listener* listener;
-  swim::SwimIo io;
-  membership::Rng rng;
-  std::unique_ptr<membership::Keyring> rpc_keyring;
-  std::unique_ptr<swim::SwimHost> host;
-  std::unique_ptr<rpc::ConnectionManager> rpc;
-  std::unique_ptr<Joiner> join;
-  std::string name;
-  uint64_t session = 0;
-  membership::Meta meta;  // what we last handed to set_meta
-
-  std::optional<routing::RoutingTable> table;
-  uint64_t epoch = 0;
-  std::vector<std::string> live_names;  // sorted, self included
-  std::map<std::string, Peer> peers;    // every member we heard of, self excluded
-
-  std::deque<Pending> pending;
-  bool drain_posted = false;
-  bool announced = false;
-  bool serving = true;           // as last told to the listener
-  bool serving_now = true;       // as the core last reported
-
-  uint32_t want_load = 0;
-  std::chrono::steady_clock::time_point last_publish{};
-  bool publish_armed = false;
-  asio::steady_timer publish_timer;
-  asio::steady_timer leave_timer;
-
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
-};
 
 void Cluster::Impl::start() {
   if (host) throw ClusterError(Kind::kOther, "cluster already started");
@@ -329,105 +240,6 @@ void Cluster::Impl::publish_now() {
   next.load = want_load;
   if (host->swim().set_meta(next)) meta = next;
   last_publish = std::chrono::steady_clock::now();
-}
-
-// --- Cluster ---
-
-Cluster::Cluster(Loop& loop, ClusterOptions options, rpc::wire::Node::Client local,
-                 Listener* listener)
-    : impl_(std::make_unique<Impl>(loop, std::move(options), kj::mv(local), listener)) {}
-
-Cluster::~Cluster() = default;
-
-void Cluster::start() { impl_->start(); }
-
-kj::Promise<void> Cluster::joined() {
-  KJ_REQUIRE(impl_->join != nullptr, "Cluster::joined() before start()");
-  return impl_->join->done();
-}
-
-void Cluster::leave(std::chrono::milliseconds deadline, std::function<void()> done) {
-  Impl& d = *impl_;
-  if (d.join) d.join->stop();
-  if (!d.host) {
-    asio::post(d.loop.io(), std::move(done));
-    return;
-  }
-  d.host->leave();
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  auto poll = std::make_shared<std::function<void()>>();
-  *poll = [&d, a = d.alive, until, done = std::move(done), poll]() mutable {
-    if (!*a) return;
-    if (d.host->leave_done() || std::chrono::steady_clock::now() >= until) {
-      auto f = std::move(done);
-      *poll = nullptr;  // breaks the self-reference
-      if (f) f();
-      return;
-    }
-    d.leave_timer.expires_after(std::chrono::milliseconds(20));
-    d.leave_timer.async_wait([poll, a](std::error_code ec) {
-      if (!ec && *a && *poll) (*poll)();
-    });
-  };
-  asio::post(d.loop.io(), [poll] {
-    if (*poll) (*poll)();
-  });
-}
-
-const std::string& Cluster::self() const { return impl_->name; }
-uint64_t Cluster::session() const { return impl_->session; }
-const std::string& Cluster::address() const {
-  KJ_REQUIRE(impl_->host != nullptr, "Cluster::address() before start()");
-  return impl_->host->addr();
-}
-
-std::string Cluster::owner(const routing::ObjectId& id) const {
-  return std::string(table().owner(id).node_id);
-}
-
-const routing::RoutingTable& Cluster::table() const {
-  KJ_REQUIRE(impl_->table.has_value(), "Cluster used before start()");
-  return *impl_->table;
-}
-
-std::vector<std::string> Cluster::members() const { return impl_->live_names; }
-
-bool Cluster::is_member(const std::string& node) const {
-  return std::binary_search(impl_->live_names.begin(), impl_->live_names.end(), node);
-}
-
-std::optional<uint64_t> Cluster::session_of(const std::string& node) const {
-  if (node == impl_->name) return impl_->session;
-  auto it = impl_->peers.find(node);
-  if (it == impl_->peers.end() || !live(it->second.state)) return std::nullopt;
-  return it->second.session;
-}
-
-void Cluster::publish_load(uint32_t replicas) {
-  Impl& d = *impl_;
-  d.want_load = replicas;
-  if (!d.host || d.publish_armed || d.meta.load == replicas) return;
-  const auto next = d.last_publish + std::chrono::seconds(1);
-  if (std::chrono::steady_clock::now() >= next) {
-    d.publish_now();
-    return;
-  }
-  d.publish_armed = true;
-  d.publish_timer.expires_at(next);
-  d.publish_timer.async_wait([&d, a = d.alive](std::error_code ec) {
-    if (!ec && *a) d.publish_now();
-  });
-}
-
-uint32_t Cluster::load_of(const std::string& node) const {
-  if (node == impl_->name) return impl_->meta.load;
-  auto it = impl_->peers.find(node);
-  return it == impl_->peers.end() ? 0 : it->second.load;
-}
-
-rpc::ConnectionManager& Cluster::rpc() {
-  KJ_REQUIRE(impl_->rpc != nullptr, "Cluster::rpc() before start()");
-  return *impl_->rpc;
 }
 
 }  // namespace dog::node::cluster

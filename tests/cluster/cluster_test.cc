@@ -47,10 +47,10 @@ struct Recorder : Listener {
 
 struct TestNode {
   TestNode(Loop& loop, const std::string& name, const std::string& key_path,
-           std::vector<std::string> join = {}) {
+           std::vector<std::string> join = {}, std::string bind = "127.0.0.1:0") {
     state.name = name;
     ClusterOptions o;
-    o.bind = "127.0.0.1:0";
+    o.bind = bind;
     o.name = name;
     o.preset = "local";
     o.key_file = key_path;
@@ -213,4 +213,25 @@ TEST_CASE("cluster: a seed list naming only this node starts a cluster", "[clust
   probe.start();
   CHECK(probe.finished());
   probe.done().wait(loop.wait_scope());
+}
+
+TEST_CASE("cluster: a restart under the same name and address is a new member", "[cluster]") {
+  Loop loop;
+  auto key = key_file(generate_key() + "\n");
+  TestNode a(loop, "a", key);
+  auto b = std::make_unique<TestNode>(loop, "b", key, std::vector<std::string>{a.cluster->address()});
+  b->cluster->joined().wait(loop.wait_scope());
+  REQUIRE(wait_until(loop, [&] { return a.cluster->is_member("b"); }));
+  const std::string b_addr = b->cluster->address();
+  const uint64_t old_session = b->cluster->session();
+  b.reset();  // a crash: no leave
+  // The same name on the same port, as a restarted process would be.
+  TestNode b2(loop, "b", key, {a.cluster->address()}, b_addr);
+  REQUIRE(b2.cluster->address() == b_addr);
+  b2.cluster->joined().wait(loop.wait_scope());
+  REQUIRE(b2.cluster->session() > old_session);
+  REQUIRE(wait_until(loop, [&] { return a.cluster->session_of("b") == b2.cluster->session(); }));
+  REQUIRE_FALSE(a.recorder.gone.empty());
+  CHECK(a.recorder.gone.front() == std::make_pair(std::string("b"), old_session));
+  CHECK(a.cluster->is_member("b"));
 }
