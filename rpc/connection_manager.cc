@@ -93,11 +93,14 @@ const ConnectionManager::UsePolicy::Disposer ConnectionManager::UsePolicy::kCoun
 
 // Sits between Cap'n Proto and the secure channel. Before each read (that is, before Cap'n
 // Proto takes in more work that may queue replies) it samples the connection's outgoing queue
-// and fails the read once more than `limit` bytes wait: the peer has stopped reading.
+// and, once more than `limit` bytes wait (the peer has stopped reading), fails the read and
+// calls `overflow` so the manager closes the connection: Cap'n Proto alone would keep the
+// queue while it waits to flush its Abort message to a peer that does not read.
 class ConnectionManager::GatedStream final : public kj::AsyncIoStream {
  public:
-  GatedStream(kj::AsyncIoStream& inner, size_t limit, ManagerStats& stats)
-      : inner_(inner), limit_(limit), stats_(stats) {}
+  GatedStream(kj::AsyncIoStream& inner, size_t limit, ManagerStats& stats,
+              std::function<void()> overflow)
+      : inner_(inner), limit_(limit), stats_(stats), overflow_(std::move(overflow)) {}
   void watch(capnp::TwoPartyVatNetwork& network) { network_ = &network; }
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
@@ -105,7 +108,11 @@ class ConnectionManager::GatedStream final : public kj::AsyncIoStream {
       const size_t queued = network_->getCurrentQueueSize();
       stats_.queue_peak_bytes = std::max(stats_.queue_peak_bytes, queued);
       if (queued > limit_) {
-        ++stats_.queue_overflows;
+        if (!overflowed_) {
+          overflowed_ = true;
+          ++stats_.queue_overflows;
+          overflow_();
+        }
         return disconnected("peer stopped reading: send queue over max_queued_bytes");
       }
     }
@@ -125,16 +132,18 @@ class ConnectionManager::GatedStream final : public kj::AsyncIoStream {
   kj::AsyncIoStream& inner_;
   size_t limit_;
   ManagerStats& stats_;
+  std::function<void()> overflow_;
+  bool overflowed_ = false;
   capnp::TwoPartyVatNetwork* network_ = nullptr;
 };
 
 struct ConnectionManager::Connection {
   Connection(uint64_t id, SecureSession session, Side side, capnp::ReaderOptions options,
              wire::Node::Client local, size_t flow_limit_words, size_t max_queued,
-             ManagerStats& stats)
+             ManagerStats& stats, std::function<void()> overflow)
       : id(id),
         stream(kj::mv(session.stream)),
-        gate(*stream, max_queued, stats),
+        gate(*stream, max_queued, stats, std::move(overflow)),
         peer(kj::mv(session.peer_name)),
         dialled(side == Side::CLIENT),
         policy(UsePolicy::create()),
@@ -376,9 +385,12 @@ ConnectionManager::Connection& ConnectionManager::adopt(SecureSession session, S
   options.traversalLimitInWords = config_.traversal_limit_words;
   options.nestingLimit = config_.nesting_limit;
   const uint64_t id = ++next_conn_id_;
-  auto own = kj::heap<Connection>(id, kj::mv(session), side, options, local_,
-                                  config_.incoming_flow_limit_bytes / 8, config_.max_queued_bytes,
-                                  stats_);
+  auto own = kj::heap<Connection>(
+      id, kj::mv(session), side, options, local_, config_.incoming_flow_limit_bytes / 8,
+      config_.max_queued_bytes, stats_, [this, id, alive = alive_] {
+        if (!*alive) return;
+        tasks_->add(kj::evalLater([this, id] { close_connection(id); }));
+      });
   Connection& c = *own;
   conns_.emplace(id, kj::mv(own));
   tasks_->add(c.network.onDisconnect().then([this, id] { close_connection(id); }));

@@ -234,7 +234,10 @@ TEST_CASE("rpc two processes: a peer killed mid-call fails the call as DISCONNEC
   auto key = key_from(14);
   ServerProcess srv("srv", key);
   Loop loop;
-  TestPeer me(loop, "entry", key);
+  // A long first backoff, so the calls below surely fall inside it on a loaded machine.
+  ManagerConfig cfg;
+  cfg.backoff_initial = 4 * kj::SECONDS;
+  TestPeer me(loop, "entry", key, cfg);
   me.manager->add_peer("srv", loopback(srv.port));
 
   Request hang;
@@ -269,6 +272,19 @@ TEST_CASE("rpc two processes: a peer killed mid-call fails the call as DISCONNEC
       .then([](DeliverOutcome) {}, [&](kj::Exception&& e) { next = classify(e); })
       .wait(loop.wait_scope());
   CHECK(next == ErrorKind::kDisconnected);
+  CHECK(me.manager->stats().dial_failures == 1);
+  const auto dials = me.manager->stats().dials;
+  REQUIRE(wait_until(loop, [&] { return me.manager->backoff_remaining("srv") > 0 * kj::SECONDS; }));
+  // Calls made during the backoff fail at once, without dialling the dead port again.
+  for (int i = 0; i < 3; ++i) {
+    ErrorKind later = ErrorKind::kFailed;
+    deliver(*me.manager, room(), r, to("srv"), 5 * kj::SECONDS)
+        .then([](DeliverOutcome) {}, [&](kj::Exception&& e) { later = classify(e); })
+        .wait(loop.wait_scope());
+    CHECK(later == ErrorKind::kDisconnected);
+  }
+  CHECK(me.manager->stats().dials == dials);
+  CHECK(me.manager->stats().refused_backoff == 3);
   CHECK(me.manager->stats().dial_failures == 1);
 }
 
