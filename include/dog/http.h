@@ -32,6 +32,7 @@ class Headers {
   // First value of `name` (case-insensitive), if present.
   std::optional<std::string_view> get(std::string_view name) const;
   void add(std::string name, std::string value) { list_.push_back({std::move(name), std::move(value)}); }
+  // Removes every field named `name` (case-insensitive), then adds this one.
   void set(std::string name, std::string value);
   void clear() { list_.clear(); }
   auto begin() const { return list_.begin(); }

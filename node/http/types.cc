@@ -23,12 +23,9 @@ std::optional<std::string_view> Headers::get(std::string_view name) const {
 }
 
 void Headers::set(std::string name, std::string value) {
-  for (auto& h : list_) {
-    if (iequals(h.name, name)) {
-      h.value = std::move(value);
-      return;
-    }
-  }
+  // Every same-named field goes: a client that sends a header twice must not keep a copy
+  // beside the one the server sets (forged x-dog-* identity headers).
+  std::erase_if(list_, [&](const Header& h) { return iequals(h.name, name); });
   add(std::move(name), std::move(value));
 }
 

