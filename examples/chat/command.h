@@ -4,6 +4,7 @@
 // Every function is linear in the input, allocates only its result, and accepts any bytes.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -70,6 +71,33 @@ inline Command parse_command(std::string_view line) {
   }
   c.text = s;
   return c;
+}
+
+// Decodes a query value ("%XX" escapes; "+" is a space). Nothing if an escape is malformed,
+// the result is empty, or it holds a control character (C0 or DEL), which a name never needs.
+inline std::optional<std::string> percent_decode(std::string_view in) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '+') c = ' ';
+    else if (c == '%') {
+      int hi = i + 1 < in.size() ? hex(in[i + 1]) : -1, lo = i + 2 < in.size() ? hex(in[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+    out.push_back(c);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
 }
 
 }  // namespace dog_chat

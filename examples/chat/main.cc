@@ -25,7 +25,9 @@ struct Lobby : dog::Group {
 };
 
 struct Room : dog::Replica {
-  std::map<std::string, int64_t> users;  // request id -> time
+  // Users online on this Replica: socket identity (the request id identify() checked) -> open
+  // sockets. Bounded by the Replica's connection limit; nothing a client sends adds to it.
+  std::map<std::string, int> users;
 
   dog::Namespace& link(dog::Env& env) override { return env["LOBBY"]; }
 
@@ -56,13 +58,14 @@ struct Room : dog::Replica {
     // GCC 12 miscompiles braced temporaries inside co_await expressions: build values first.
     dog::Json join = {{"type", "user:join"}, {"from", socket.uid()}, {"time", now_ms()}};
     co_await socket.broadcast(join, true);
-    users[socket.uid()] = now_ms();
+    users[socket.uid()]++;
   }
 
   dog::Task<void> onclose(dog::Socket& socket) override {
     dog::Json exit = {{"type", "user:exit"}, {"from", socket.uid()}, {"time", now_ms()}};
     co_await socket.broadcast(exit);
-    users.erase(socket.uid());
+    auto it = users.find(socket.uid());
+    if (it != users.end() && --it->second <= 0) users.erase(it);
   }
 
   dog::Task<dog::Json> ongossip(const dog::Json& msg) override {
@@ -80,13 +83,11 @@ struct Room : dog::Replica {
       socket.send({{"type", "error"}, {"error", "messages must be JSON objects"}});
       co_return;
     }
-    if (!input.contains("uid") || !input["uid"].is_string() || input["uid"].get<std::string>().empty())
-      input["uid"] = socket.uid();
-    std::string uid = input["uid"].get<std::string>();
+    // A client speaks only for its own socket: any "uid" or "user" it sends is ignored.
+    const std::string& uid = socket.uid();
     std::string type = input.value("type", "");
 
     if (type == "req:connected") {
-      users[uid] = now_ms();
       dog::Json connected = dog::Json({{"type", "user:connected"}, {"from", uid}, {"time", now_ms()}}).dump();
       co_await socket.broadcast(connected, true);
     } else if (type == "req:user:list") {
@@ -146,7 +147,10 @@ int main(int argc, char** argv) {
     if (req.path() == "/favicon.ico") co_return dog::Response::text(404, "");
     auto u = req.query_param("u");
     if (u && u->empty()) co_return dog::Response::text(400, "the u parameter (your name) must not be empty");
-    std::string reqid(u.value_or("anon"));  // identify() rejects ids over 256 bytes with a 400
+    // The page sends encodeURIComponent(name); decode it so "J%C3%B6rg" is "Jörg".
+    auto name = dog_chat::percent_decode(u.value_or("anon"));
+    if (!name) co_return dog::Response::text(400, "the u parameter must be percent-encoded text without control characters");
+    std::string reqid = std::move(*name);  // identify() rejects ids over 256 bytes with a 400
     auto gid = env["LOBBY"].id_from_name("lobby-id");
     auto room = co_await dog::identify(gid, reqid, {env["LOBBY"], env["ROOM"]});
     co_return co_await room.fetch(req);

@@ -4,15 +4,18 @@
 // bearer token, else their address, else "anon" (the README's identify). A Task replica holds
 // at most --limit connections: workers connect over WebSocket, producers POST jobs over HTTP.
 //
-//   GET  /tasks/<name>/ws?worker=W  a worker joins; it receives {"type":"job",...} messages and
-//                                   answers {"type":"done","id":N,"result":...}
-//   POST /tasks/<name>/jobs          body = job payload; sent to one idle worker in the pool
-//                                   (any Replica), answers {"id":N} or 503 if none is idle
+//   GET  /tasks/<name>/ws?worker=W  a worker joins; it receives {"type":"job","id":ID,...}
+//                                   messages and answers {"type":"done","id":ID,"result":...}
+//   POST /tasks/<name>/jobs          body = job payload; sent to one socket of one idle worker in
+//                                   the pool (any Replica), answers {"id":ID,"worker":W} or 503
+//                                   if every worker is busy. IDs are unique in the pool.
 //   GET  /tasks/<name>               JSON status of the Replica that served the request
+//
+// A worker is busy from the job's assignment until it answers "done" with that job's id.
 #include <CLI/CLI.hpp>
-#include <deque>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "dog/dog.h"
 
@@ -50,12 +53,42 @@ struct Pool : dog::Group {
   dog::Namespace& link(dog::Env& env) override { return env["TASK"]; }
 };
 
+// A worker (one request id) and its sockets on this Replica. A worker is busy from the moment a
+// job is assigned until one of its sockets answers "done"; a job goes to exactly one socket.
+// The Socket pointers are valid from onopen to onclose (the runtime owns the sockets).
+struct Worker {
+  std::vector<dog::Socket*> sockets;
+  std::string job;  // id of the job in progress ("" = idle)
+};
+
 struct Task : dog::Replica {
-  std::map<std::string, int> idle;  // worker request id -> idle sockets
+  std::map<std::string, Worker> workers;      // worker request id -> its sockets here
+  std::map<std::string, std::string> claims;  // job id -> worker claimed for it, awaiting "assign"
   int64_t next_job = 1;
   int64_t done = 0;
 
   dog::Namespace& link(dog::Env& env) override { return env["POOL"]; }
+
+  // Job ids are unique in the pool: this Replica's uid (unique in the namespace) and a counter.
+  std::string new_job_id() { return uid().substr(0, 16) + "-" + std::to_string(next_job++); }
+
+  // Marks one idle worker busy with `job`; returns its id, or "" if every worker here is busy.
+  std::string claim_idle(const std::string& job) {
+    for (auto& [w, worker] : workers)
+      if (worker.job.empty() && !worker.sockets.empty()) {
+        worker.job = job;
+        return w;
+      }
+    return "";
+  }
+
+  // Sends `job` to one socket of `w` (which must be claimed for it here).
+  bool deliver(const std::string& w, const dog::Json& job) {
+    auto it = workers.find(w);
+    if (it == workers.end() || it->second.sockets.empty()) return false;
+    it->second.sockets.front()->send(job);
+    return true;
+  }
 
   dog::Task<dog::Response> receive(dog::Request& req) override {
     auto route = parse_task_path(req.path());
@@ -64,49 +97,78 @@ struct Task : dog::Replica {
     if (sub == "/ws") co_return co_await connect(req);
     if (sub == "/jobs") {
       if (req.method != "POST") co_return dog::Response::method_not_allowed("POST");
-      // Ask every Replica which of its workers is idle; take the first answer.
-      std::string worker;
-      for (auto& [w, n] : idle)
-        if (n > 0) { worker = w; break; }
-      if (worker.empty()) {
-        dog::Json ask = {{"type", "idle?"}};
-        for (auto& r : co_await gossip(ask))
-          if (r.value && r.value->is_string()) { worker = r.value->get<std::string>(); break; }
+      std::string id = new_job_id();
+      dog::Json job = {{"type", "job"}, {"id", id}, {"from", uid()}, {"payload", req.body}};
+      // An idle worker here first; else every peer claims at most one of its own, the first
+      // claim wins ("assign" delivers there) and the other peers release theirs.
+      std::string worker = claim_idle(id);
+      if (!worker.empty()) {
+        deliver(worker, job);
+      } else {
+        dog::Json claim = {{"type", "claim"}, {"job", id}};
+        for (auto& r : co_await gossip(claim))
+          if (worker.empty() && r.value && r.value->is_string()) worker = r.value->get<std::string>();
+        dog::Json assign = {{"type", "assign"}, {"job", job}, {"worker", worker}};
+        co_await gossip(assign);
       }
       if (worker.empty()) co_return dog::Response::json(503, R"({"error":"no idle worker"})");
-      int64_t id = next_job++;
-      dog::Json job = {{"type", "job"}, {"id", id}, {"from", uid()}, {"payload", req.body}};
-      co_await whisper(worker, job);  // reaches the worker on whichever Replica holds it
       co_return dog::Response::json(200, dog::Json({{"id", id}, {"worker", worker}}).dump());
     }
-    dog::Json status = {{"replica", uid()}, {"connections", connections()}, {"done", done}};
+    size_t busy = 0;
+    for (auto& [w, worker] : workers) busy += worker.job.empty() ? 0 : 1;
+    dog::Json status = {{"replica", uid()}, {"connections", connections()}, {"workers", workers.size()},
+                        {"busy", busy}, {"done", done}};
     co_return dog::Response::json(200, status.dump());
   }
 
   dog::Task<void> onopen(dog::Socket& socket) override {
-    idle[socket.uid()]++;
+    workers[socket.uid()].sockets.push_back(&socket);
     co_return;
   }
   dog::Task<void> onclose(dog::Socket& socket) override {
-    if (--idle[socket.uid()] <= 0) idle.erase(socket.uid());
+    auto it = workers.find(socket.uid());
+    if (it == workers.end()) co_return;
+    std::erase(it->second.sockets, &socket);
+    if (it->second.sockets.empty()) workers.erase(it);  // its job, if any, is lost with it
     co_return;
   }
   dog::Task<void> onmessage(dog::Socket& socket, std::string_view data) override {
     auto msg = dog::Json::parse(data, nullptr, false);
     if (!msg.is_object() || msg.value("type", "") != "done") {
-      socket.send({{"error", "expected {\"type\":\"done\",\"id\":N,\"result\":...}"}});
+      socket.send({{"error", "expected {\"type\":\"done\",\"id\":ID,\"result\":...}"}});
       co_return;
     }
+    auto it = workers.find(socket.uid());
+    if (it == workers.end() || it->second.job.empty() || !msg.contains("id") || msg["id"] != it->second.job) {
+      socket.send({{"error", "no such job in progress"}});
+      co_return;
+    }
+    it->second.job.clear();  // idle again
     ++done;
     // Everyone in the pool hears about finished jobs.
-    dog::Json news = {{"type", "finished"}, {"id", msg.value("id", 0)}, {"by", socket.uid()}, {"result", msg.value("result", dog::Json())}};
+    dog::Json news = {{"type", "finished"}, {"id", msg["id"]}, {"by", socket.uid()}, {"result", msg.value("result", dog::Json())}};
     co_await socket.broadcast(news);
   }
   dog::Task<dog::Json> ongossip(const dog::Json& msg) override {
-    if (msg.value("type", "") == "idle?") {
-      for (auto& [w, n] : idle)
-        if (n > 0) co_return w;
-      co_return nullptr;
+    std::string type = msg.value("type", "");
+    if (type == "claim") {
+      std::string job = msg.value("job", "");
+      std::string w = job.empty() ? "" : claim_idle(job);
+      if (w.empty()) co_return nullptr;
+      claims[job] = w;
+      co_return w;
+    }
+    if (type == "assign") {
+      const dog::Json& job = msg["job"];
+      std::string id = job.value("id", "");
+      auto c = claims.find(id);
+      if (c == claims.end()) co_return nullptr;
+      std::string mine = c->second;
+      claims.erase(c);
+      if (mine == msg.value("worker", "") && deliver(mine, job)) co_return true;
+      auto it = workers.find(mine);  // not chosen (or gone): release the claim
+      if (it != workers.end() && it->second.job == id) it->second.job.clear();
+      co_return false;
     }
     throw std::runtime_error("unknown gossip");
   }

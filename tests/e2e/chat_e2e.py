@@ -135,6 +135,26 @@ async def scenario(port):
     m = await recv_until(alice, lambda m: m.get("text") == "still alive")
     check(m is not None, "bad input: the node keeps serving afterwards")
 
+    # Issue 12 item 9: a client cannot grow the user table with made-up uids.
+    for i in range(50):
+        await bob.send(json.dumps({"type": "req:connected", "uid": f"ghost-{i}", "user": f"ghost-{i}"}))
+    m = await recv_until(alice, lambda m: m.get("type") == "user:connected", 5)
+    check(m is not None and m.get("from") == "bob", f"9 req:connected speaks for the socket's own id: {m}")
+    await drain(bob, 0.5)
+    await bob.send(json.dumps({"type": "req:user:list"}))
+    m = await recv_until(bob, lambda m: m.get("type") == "user:list")
+    check(m is not None and sorted(m["list"]) == ["alice", "bob", "carol"], f"9 forged uids never join the user list: {m}")
+
+    # Issue 12 item 14: names are percent-decoded; the page encodes them.
+    check("encodeURIComponent(NAME)" in http(port, "/")[1], "14 the page percent-encodes the name in the URL")
+    jorg = await websockets.connect(base + "J%C3%B6rg%20K")
+    m = await recv_until(alice, lambda m: m.get("type") == "user:join", 5)
+    check(m is not None and m.get("from") == "J\u00f6rg K", f"14 a percent-encoded name arrives decoded: {m}")
+    await jorg.close()
+    await recv_until(alice, lambda m: m.get("type") == "user:exit", 5)
+    check(http(port, "/ws?u=bad%ZZ")[0] == 400, "14 a malformed escape is 400")
+    check(http(port, "/ws?u=a%0Ab")[0] == 400, "14 a control character in a name is 400")
+
     # 59: on disconnect the others get user:exit.
     await carol.close()
     for name, ws in (("alice", alice), ("bob", bob)):
