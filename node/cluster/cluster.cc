@@ -83,6 +83,7 @@ void Cluster::Impl::start() {
   meta.rpc_addr = advertise;  // empty with port 0: peers then dial the member address
   meta.http_addr = opts.http_addr;
   meta.build_version = "dog 0.1.0";
+  meta.load = want_load;  // a publish_load() before start()
   so.meta = meta;
   so.seed = rng.next() | 1;
   try {

@@ -124,7 +124,7 @@ Kind option_error(const ClusterFlags& f) {
 }
 }  // namespace
 
-TEST_CASE("flags: no --bind is a single node; cluster flags alone are refused", "[cluster][flags]") {
+TEST_CASE("flags: no --bind is a single node, and cluster flags alone are refused", "[cluster][flags]") {
   Parsed none;
   CHECK_FALSE(cluster_options_from(none.flags, "h", "dog-test").has_value());
   Parsed join({"--join", "127.0.0.1:7000"});
@@ -142,7 +142,7 @@ TEST_CASE("flags: --bind needs a key file and says how to make one", "[cluster][
   }
 }
 
-TEST_CASE("flags: values reach ClusterOptions; --join splits on commas", "[cluster][flags]") {
+TEST_CASE("flags: values reach ClusterOptions and --join splits on commas", "[cluster][flags]") {
   Parsed p({"--bind", "127.0.0.1:7000", "--cluster-key-file", "k", "--join", "a:1,b:2", "--name",
             "n1", "--preset", "local", "--join-timeout-s", "2.5", "--http", "127.0.0.1:9"});
   auto o = cluster_options_from(p.flags, p.http, "dog-test");
