@@ -95,7 +95,7 @@ bool Replica::State::remove_socket(const std::shared_ptr<Socket>& s) {
 
 void Replica::State::release(const std::string& rid, bool empty) {
   if (!parent_ns || gid.empty()) return;
-  rt->group_close(*parent_ns, gid, self->uid(), rid, empty);
+  rt->release_slot(*parent_ns, gid, group_node, self->uid(), rid, empty);
 }
 
 void Replica::State::touch() {
@@ -187,6 +187,7 @@ class SocketAdapter final : public http::WebSocketHandler {
 
   void on_message(const std::shared_ptr<http::WebSocket>& ws, std::string_view data, bool) override {
     auto rep = replica_;
+    if (!*rep->state_->rt_alive) return;  // the node is shutting down
     auto sock = socket_;
     auto flow = flow_;
     if (++flow->in_flight >= kMaxInFlight) ws->pause_reading();
@@ -215,15 +216,18 @@ class SocketAdapter final : public http::WebSocketHandler {
   // onclose/onerror with the socket still in the pool, then leave the pool and give the slot back.
   static void spawn_closer(std::shared_ptr<Replica> rep, std::shared_ptr<Socket> sock, bool error,
                            const http::WebSocket* indexed) {
+    auto alive = rep->state_->rt_alive;
+    if (!*alive) return;  // the runtime is gone: nothing left to release
     asio::co_spawn(
         rep->state_->rt->loop().io(),
-        [rep, sock, error, indexed]() -> Task<void> {
+        [rep, sock, error, indexed, alive]() -> Task<void> {
           try {
             if (error) co_await rep->onerror(*sock);
             else co_await rep->onclose(*sock);
           } catch (const std::exception& e) {
             std::fprintf(stderr, "dog: %s threw on %s: %s\n", error ? "onerror" : "onclose", rep->uid().c_str(), e.what());
           }
+          if (!*alive) co_return;
           auto state = rep->state_;
           if (indexed) state->rt->detach_client(state->gid, sock->uid(), indexed);
           bool empty = state->remove_socket(sock);

@@ -141,6 +141,7 @@ std::shared_ptr<Replica> Runtime::replica(Namespace& ns, const std::string& hex)
     rep->uid_ = hex;
     rep->state_ = std::make_shared<Replica::State>();
     rep->state_->rt = this;
+    rep->state_->rt_alive = alive_;
     rep->state_->self = rep.get();
     rep->state_->self_ns = &ns;
     rep->state_->group_node = self_;

@@ -30,6 +30,7 @@ namespace dog {
 // Per-Replica runtime state, hidden from user code behind Replica::state_.
 struct Replica::State {
   Runtime* rt = nullptr;
+  std::shared_ptr<bool> rt_alive;  // false once `rt` is destroyed
   Replica* self = nullptr;
   Namespace* self_ns = nullptr;
   Namespace* parent_ns = nullptr;  // from link()

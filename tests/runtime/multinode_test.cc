@@ -1,0 +1,387 @@
+// The DOG runtime on several nodes in one process: real runtimes, real Cap'n Proto connections
+// over loopback TCP (encrypted, as in production), a fixed member list instead of SWIM. The
+// client end of each WebSocket is a TestSocket, driven exactly as the front door drives it.
+//
+// What it shows: identify and fetch reach objects on other nodes; Replicas of one Group spread
+// over nodes; broadcast and whisper reach users on every node, once, and never the sender;
+// a broadcast crosses the network once per node that holds sockets of the group; a node's death
+// closes its relayed clients with 1012 and the Group comes back on its id's new owner with exact
+// slot counts.
+#include <catch2/catch.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "membership/keyring.h"
+#include "membership/rng.h"
+#include "node/runtime/runtime.h"
+#include "routing/routing_table.h"
+#include "rpc/connection_manager.h"
+#include "tests/runtime/harness.h"
+
+namespace dog::test {
+namespace {
+
+using tcp = asio::ip::tcp;
+
+struct Shared {
+  std::vector<std::string> members;
+  std::map<std::string, uint32_t> loads;
+};
+
+// A ClusterPort over a fixed member list.
+struct FakePort final : ClusterPort {
+  std::string name;
+  Shared* shared = nullptr;
+  rpc::ConnectionManager* mgr = nullptr;
+  std::optional<routing::RoutingTable> tbl;
+  uint64_t epoch = 0;
+
+  void rebuild() {
+    routing::View v;
+    v.epoch = ++epoch;
+    for (auto& m : shared->members) v.members.push_back({m, 1.0});
+    auto r = routing::RoutingTable::build(v);
+    REQUIRE(r.table);
+    tbl.emplace(std::move(*r.table));
+  }
+  const std::string& self() const override { return name; }
+  std::string owner(const routing::ObjectId& id) const override { return std::string(tbl->owner(id).node_id); }
+  const routing::RoutingTable& table() const override { return *tbl; }
+  std::vector<std::string> members() const override { return shared->members; }
+  bool is_member(const std::string& n) const override {
+    return std::find(shared->members.begin(), shared->members.end(), n) != shared->members.end();
+  }
+  uint32_t load_of(const std::string& n) const override {
+    auto it = shared->loads.find(n);
+    return it == shared->loads.end() ? 0 : it->second;
+  }
+  void publish_load(uint32_t r) override { shared->loads[name] = r; }
+  rpc::ConnectionManager& rpc() override { return *mgr; }
+};
+
+struct Lobby : Group {
+  Namespace& link(Env& env) override { return env["ROOM"]; }
+};
+
+// onmessage: "b:X" broadcasts X, "w:T:X" whispers X to T, "e:X" emits X, "g" gossips and
+// answers "peers:N ok:M".
+struct Room : Replica {
+  Namespace& link(Env& env) override { return env["LOBBY"]; }
+  Task<Response> receive(Request& req) override {
+    if (req.is_websocket_upgrade()) co_return co_await connect(req);
+    co_return Response::text(200, "room " + uid());
+  }
+  Task<void> onmessage(Socket& s, std::string_view data) override {
+    std::string m(data);
+    if (m.rfind("b:", 0) == 0) co_await s.broadcast(m.substr(2));
+    else if (m.rfind("w:", 0) == 0) {
+      auto colon = m.find(':', 2);
+      co_await s.whisper(m.substr(2, colon - 2), m.substr(colon + 1));
+    } else if (m.rfind("e:", 0) == 0) s.emit(m.substr(2));
+    else if (m == "g") {
+      auto res = co_await gossip(Json("hi"), std::chrono::seconds(5));
+      int ok = 0;
+      for (auto& r : res) ok += r.ok() ? 1 : 0;
+      s.send("peers:" + std::to_string(res.size()) + " ok:" + std::to_string(ok));
+    }
+  }
+  Task<Json> ongossip(const Json&) override { co_return Json(uid()); }
+};
+
+struct Node {
+  FakePort port;
+  std::unique_ptr<Runtime> rt;
+  std::unique_ptr<membership::Rng> rng;
+  std::unique_ptr<rpc::ConnectionManager> mgr;
+  uint16_t listen_port = 0;
+};
+
+membership::Keyring::Key test_key() {
+  membership::Keyring::Key k{};
+  for (size_t i = 0; i < k.size(); ++i) k[i] = uint8_t(i * 7 + 3);
+  return k;
+}
+
+struct User {
+  std::string name;
+  std::string entry;  // the node the client connected to
+  std::shared_ptr<TestSocket> ws;
+  std::shared_ptr<http::WebSocketHandler> handler;
+  int count(const std::string& m) const { return int(std::count(ws->got.begin(), ws->got.end(), m)); }
+};
+
+struct Cluster {
+  node::Loop loop;
+  membership::Keyring keyring{test_key()};
+  Shared shared;
+  std::map<std::string, std::unique_ptr<Node>> nodes;
+  uint64_t next_socket = 1;
+
+  explicit Cluster(int n) {
+    for (int i = 0; i < n; ++i) shared.members.push_back("n" + std::to_string(i));
+    for (auto& name : shared.members) {
+      auto node = std::make_unique<Node>();
+      node->port.name = name;
+      node->port.shared = &shared;
+      node->port.rebuild();
+      node->rt = std::make_unique<Runtime>(loop, RuntimeConfig{}, &node->port);
+      node->rt->add_group("LOBBY", [] {
+        auto g = std::make_shared<Lobby>();
+        g->limit = 2;
+        return std::shared_ptr<Group>(g);
+      });
+      node->rt->add_replica("ROOM", [] { return std::shared_ptr<Replica>(std::make_shared<Room>()); });
+      node->rng = std::make_unique<membership::Rng>(42 + i_of(name));
+      rpc::ManagerConfig mc;
+      mc.node_name = name;
+      node->mgr = std::make_unique<rpc::ConnectionManager>(loop, keyring, mc, node->rt->make_service(), *node->rng);
+      node->port.mgr = node->mgr.get();
+      node->listen_port = node->mgr->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+      nodes[name] = std::move(node);
+    }
+    for (auto& [a, na] : nodes)
+      for (auto& [b, nb] : nodes)
+        if (a != b) na->mgr->add_peer(b, tcp::endpoint(asio::ip::make_address("127.0.0.1"), nb->listen_port));
+  }
+  ~Cluster() {
+    // Runtimes first: their pending work sees them gone and stops; then the connections.
+    for (auto& [n, node] : nodes) node->rt.reset();
+    settle_briefly();
+    for (auto& [n, node] : nodes) node->mgr.reset();
+    settle_briefly();
+  }
+  static int i_of(const std::string& name) { return std::stoi(name.substr(1)); }
+
+  void settle_briefly() {
+    for (int i = 0; i < 50; ++i) {
+      loop.io().restart();
+      loop.poll();
+      loop.io().poll();
+    }
+  }
+  // Runs the loop until `done` or a generous timeout (never a bound on how fast things are).
+  bool wait(const std::function<bool()>& done, int max_ms = 20000) {
+    for (int i = 0; i < max_ms; ++i) {
+      if (done()) return true;
+      loop.timer().afterDelay(1 * kj::MILLISECONDS).wait(loop.wait_scope());
+    }
+    return done();
+  }
+  template <typename T>
+  T run(Task<T> task) {
+    std::optional<T> out;
+    std::exception_ptr err;
+    bool done = false;
+    asio::co_spawn(loop.io(), std::move(task), [&](std::exception_ptr e, T v) {
+      err = e;
+      if (!e) out = std::move(v);
+      done = true;
+    });
+    REQUIRE(wait([&] { return done; }));
+    if (err) std::rethrow_exception(err);
+    return std::move(*out);
+  }
+
+  Runtime& rt(const std::string& n) { return *nodes.at(n)->rt; }
+  std::string gid_hex() { return nodes.begin()->second->rt->env()["LOBBY"].id_from_name("lobby").hex(); }
+  std::string group_owner() { return nodes.begin()->second->port.owner(*routing_id(gid_hex())); }
+  static std::optional<routing::ObjectId> routing_id(const std::string& hex) {
+    return routing::id_from_string("LOBBY", hex).id;
+  }
+
+  static Task<Response> open(Runtime& rt, std::string user) {
+    Request req;
+    req.method = "GET";
+    req.target = "/ws?u=" + user;
+    req.headers.set("Upgrade", "websocket");
+    req.headers.set("Connection", "Upgrade");
+    req.headers.set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+    req.headers.set("Sec-WebSocket-Version", "13");
+    auto& env = rt.env();
+    auto stub = co_await identify(env["LOBBY"].id_from_name("lobby"), user, {env["LOBBY"], env["ROOM"]});
+    co_return co_await stub.fetch(req);
+  }
+
+  User connect(const std::string& user, const std::string& entry) {
+    Response res = run(open(rt(entry), user));
+    REQUIRE(res.websocket);
+    User u{user, entry, std::make_shared<TestSocket>(), res.websocket};
+    u.ws->id_ = next_socket++;
+    u.handler->on_open(u.ws);
+    return u;
+  }
+  void say(User& u, const std::string& m) { u.handler->on_message(u.ws, m, true); }
+
+  // Which node hosts each live Replica of the lobby.
+  std::map<std::string, std::string> replica_hosts() {
+    std::map<std::string, std::string> out;
+    for (auto& [n, node] : nodes) {
+      if (!node->rt) continue;
+      auto& ns = node->rt->env()["ROOM"];
+      for (auto& [sid, host] : node->rt->group_peers(node->rt->env()["LOBBY"], gid_hex(), ""))
+        out[sid] = host;
+      (void)ns;
+    }
+    return out;
+  }
+
+  // Kills `name`: its connections drop, and the survivors hear it is gone.
+  void kill(const std::string& name) {
+    auto& dead = nodes.at(name);
+    dead->rt.reset();
+    dead->mgr.reset();
+    std::erase(shared.members, name);
+    shared.loads.erase(name);
+    for (auto& [n, node] : nodes) {
+      if (n == name) continue;
+      node->port.rebuild();
+      node->mgr->mark_dead(name);
+      node->rt->node_gone(name);
+    }
+    nodes.erase(name);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cluster: users on three nodes see each other's broadcasts and whispers", "[cluster]") {
+  Cluster c(3);
+  std::vector<User> users;
+  for (int i = 0; i < 10; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+
+  // Five Replicas of limit 2, created by the Group on its node and spread over the nodes.
+  auto hosts = c.replica_hosts();
+  CHECK(hosts.size() == 5);
+  std::set<std::string> host_nodes;
+  for (auto& [sid, h] : hosts) host_nodes.insert(h);
+  CHECK(host_nodes.size() >= 2);
+
+  c.say(users[0], "b:hello");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 1; i < users.size(); ++i)
+      if (users[i].count("hello") != 1) return false;
+    return true;
+  }));
+  CHECK(users[0].count("hello") == 0);  // DOG: the sender's own request id is excluded
+
+  c.say(users[4], "w:u8:psst");
+  REQUIRE(c.wait([&] { return users[8].count("psst") == 1; }));
+  c.say(users[1], "b:marker");  // everything sent before the marker has been delivered once it lands
+  REQUIRE(c.wait([&] { return users[0].count("marker") == 1 && users[8].count("marker") == 1; }));
+  for (size_t i = 0; i < users.size(); ++i)
+    if (i != 8) CHECK(users[i].count("psst") == 0);
+  CHECK(users[8].count("psst") == 1);
+}
+
+TEST_CASE("cluster: a broadcast crosses the network once per node holding sockets", "[cluster]") {
+  Cluster c(3);
+  std::vector<User> users;
+  for (int i = 0; i < 12; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+  uint64_t sent_before = 0;
+  for (auto& [n, node] : c.nodes) sent_before += node->rt->stats().casts_sent;
+  c.say(users[0], "b:once");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 1; i < users.size(); ++i)
+      if (users[i].count("once") != 1) return false;
+    return true;
+  }));
+  uint64_t sent = 0;
+  for (auto& [n, node] : c.nodes) sent += node->rt->stats().casts_sent;
+  // At most: the Replica's node to the Group's node (1), then the Group's node to each of the
+  // two other nodes holding sockets (2). Never one per socket (11) or per Replica (6).
+  CHECK(sent - sent_before <= 3);
+}
+
+TEST_CASE("cluster: gossip reaches peer Replicas on other nodes", "[cluster]") {
+  Cluster c(3);
+  std::vector<User> users;
+  for (int i = 0; i < 6; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+  c.say(users[0], "g");
+  REQUIRE(c.wait([&] { return !users[0].ws->got.empty(); }));
+  CHECK(users[0].ws->got.back() == "peers:2 ok:2");
+}
+
+TEST_CASE("cluster: a node's death closes its relays with 1012 and the Group is rebuilt exactly", "[cluster]") {
+  Cluster c(3);
+  std::vector<User> users;
+  for (int i = 0; i < 10; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+  std::string gnode = c.group_owner();
+  auto hosts = c.replica_hosts();
+
+  c.kill(gnode);
+  // Users whose client socket was on the dead node are simply gone (their TCP connection died
+  // with it). Users relayed to a Replica on the dead node get 1012 and reconnect.
+  std::set<std::string> dead_replicas;
+  for (auto& [sid, h] : hosts)
+    if (h == gnode) dead_replicas.insert(sid);
+
+  std::string new_owner = c.group_owner();
+  REQUIRE(new_owner != gnode);
+  // The Group comes back on its new owner with one Replica per surviving Replica, with the
+  // exact number of sockets each holds.
+  auto dump = [&] {
+    std::string out = "gnode=" + gnode + " new=" + new_owner + "\n";
+    for (auto& [sid, h] : hosts) {
+      out += sid.substr(0, 6) + "@" + h;
+      if (h != gnode) {
+        auto rep = c.rt(h).peer(c.rt(h).env()["ROOM"], sid);
+        out += rep ? " conns=" + std::to_string(rep->connections()) : " gone";
+      }
+      auto* core = c.rt(new_owner).group_core(c.rt(new_owner).env()["LOBBY"], c.gid_hex());
+      if (core && core->count(sid)) out += " count=" + std::to_string(*core->count(sid));
+      out += "\n";
+    }
+    return out;
+  };
+  bool rebuilt = c.wait([&] {
+    auto* core = c.rt(new_owner).group_core(c.rt(new_owner).env()["LOBBY"], c.gid_hex());
+    if (!core) return false;
+    size_t alive = 0;
+    for (auto& [sid, h] : hosts) alive += h != gnode ? 1 : 0;
+    if (core->replicas().size() != alive) return false;
+    // and every slot count has caught up with the sockets that died with the node
+    for (auto& sid : core->replicas()) {
+      if (!hosts.count(sid)) { UNSCOPED_INFO("unknown sid " << sid << " count " << *core->count(sid)); return false; }
+      auto host = hosts.at(sid);
+      auto rep = c.rt(host).peer(c.rt(host).env()["ROOM"], sid);
+      if (!rep || core->count(sid) != int(rep->connections())) return false;
+    }
+    return true;
+  });
+  INFO(dump());
+  REQUIRE(rebuilt);
+  auto& core = *c.rt(new_owner).group_core(c.rt(new_owner).env()["LOBBY"], c.gid_hex());
+  for (auto& sid : core.replicas()) {
+    INFO("sid " << sid << " known " << hosts.count(sid) << " gnode " << gnode << " new " << new_owner);
+    auto host = hosts.at(sid);
+    auto rep = c.rt(host).peer(c.rt(host).env()["ROOM"], sid);
+    REQUIRE(rep);
+    CHECK(core.count(sid) == int(rep->connections()));
+    CHECK(core.count(sid) <= 2);  // limit holds
+  }
+  // The survivors still chat across nodes through the rebuilt Group.
+  std::vector<User*> alive;
+  for (auto& u : users) {
+    if (u.entry == gnode) continue;
+    if (u.ws->open) alive.push_back(&u);
+  }
+  REQUIRE(c.wait([&] {
+    for (auto& u : users)
+      if (u.entry != gnode && !u.ws->open && u.ws->close_code != 1012) return false;
+    return true;
+  }));
+  for (auto& u : users)
+    if (u.entry != gnode && !u.ws->open) CHECK(u.ws->close_code == 1012);
+  REQUIRE(alive.size() >= 2);
+  c.say(*alive[0], "b:after");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 1; i < alive.size(); ++i)
+      if (alive[i]->count("after") != 1) return false;
+    return true;
+  }));
+}
+
+}  // namespace dog::test
