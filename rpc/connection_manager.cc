@@ -447,6 +447,9 @@ void ConnectionManager::close_connection(uint64_t id) {
   const std::string peer = own->peer;
   auto pit = peers_.find(peer);
   if (pit != peers_.end() && pit->second->conn == id) pit->second->conn = 0;
+  // The close frame goes out first (its flush is queued before the destruction below), so
+  // the peer sees a clean end rather than a cut.
+  own->stream->shutdownWrite();
   tasks_->add(kj::evalLater([own = kj::mv(own)] {}));  // not from inside its own callback
   if (connection_count(peer) == 0) {
     tasks_->add(kj::evalLater([this, peer] {

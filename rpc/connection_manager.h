@@ -37,7 +37,8 @@
 // * Limit on every writer: Cap'n Proto queues outgoing messages without bound. A connection
 //   with more than `max_queued_bytes` queued (a peer that stopped reading) is dropped; above
 //   half of it, call() refuses new calls to that peer with OVERLOADED.
-// * Lifetime: destroy the manager before its Loop. Destroying it cancels every call.
+// * Lifetime: destroy the manager before its Loop and its Keyring (a session checks that its
+//   cluster key is still installed). Destroying it cancels every call.
 #pragma once
 
 #include <asio/ip/tcp.hpp>

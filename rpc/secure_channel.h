@@ -10,28 +10,40 @@
 //   tagK = Keyring::seal(empty, AD = label_K | every handshake byte before tagK, random nonce):
 //   a Poly1305 MAC under the sealing (primary) key; the receiver opens with every installed key,
 //   so a cluster in the middle of a key rotation keeps connecting.
-//   Session keys: crypto_kx_{client,server}_session_keys(eI, eR): one key per direction.
+//   Session keys (Noise psk style): per direction, BLAKE2b keyed by the cluster key that
+//   sealed tag1, over a role label | hash(Hello1 | Hello2) | crypto_kx's key for it.
 //
 // What is rejected, and how (each one disconnects and bumps a counter in ChannelStats):
-//   * a peer without a cluster key: no tag opens (bad_mac);
+//   * a peer without a cluster key, or a hello altered in flight: no tag opens (bad_mac);
 //   * a replayed Hello1: its nI is in the responder's window of recent nonces (replayed). A
 //     replay older than the window still fails, at Hello3, because it cannot MAC the
 //     responder's fresh nR;
+//   * a hello carrying our own name, i.e. our own message reflected back (reflected);
+//   * a cipher the initiator did not offer (bad_cipher);
 //   * a truncated or slow handshake: EOF or the handshake deadline (truncated / timeout);
-//   * after the handshake, a frame that is too long, fails authentication, or ends early
-//     (bad_frame / truncated). Nothing in the receive path trusts a length before checking it.
+//   * after the handshake, a frame that is too long, fails authentication, or ends early, and
+//     an EOF without the peer's close frame, even at a frame boundary (bad_frame / truncated);
+//   * any frame once the cluster key the session was made under is removed (key_removed).
+//   Nothing in the receive path trusts a length before checking it. The responder makes its
+//   X25519 keypair only after a Hello1 passed its checks.
 //
 // Frames: [u32 LE length of the sealed body][sealed body], body = AES-256-GCM when both ends
 // have AES-NI (offered in Hello1, chosen in Hello2, both under the MAC so no downgrade), else
 // ChaCha20-Poly1305-IETF; the header is the AD and the nonce is a per-direction counter (never
-// repeats: 2^64 frames per connection, and keys are fresh per connection).
+// repeats). Each direction's key is ratcheted every `rekey_frames` frames. shutdownWrite()
+// sends an empty frame (the close frame); only after it is an EOF clean.
 //
 // Writes are batched: write() copies into a pending buffer and returns at once while less than
 // `write_buffer_bytes` is pending; the flush waits until KJ has no other event to run
-// (kj::evalLast), or only for the current events once `flush_now_bytes` are pending, so
-// everything a burst of events wrote leaves as one run of frames in one syscall. That is what keeps encryption within a few percent of plaintext for
+// (kj::evalLast) but at most `max_flush_delay`, or only for the current events once
+// `flush_now_bytes` are pending, so everything a burst of events wrote leaves as one run of
+// frames in one syscall. That is what keeps encryption within a few percent of plaintext for
 // small RPC messages (toolchain.md §6.2: the syscall per message dominates).
 //
+// Plaintext (ChannelConfig::encrypt = false) is test-only: refused unless the binary links
+// tests/rpc/allow_plaintext.cc (detail::plaintext_allowed()).
+//
+// Lifetime: the keyring and the stats must outlive the streams (a stream checks its key).
 // Loop affinity: one dog::node::Loop; not thread-safe.
 #pragma once
 
