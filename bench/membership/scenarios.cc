@@ -46,7 +46,9 @@ ClusterOptions base_options(const ScenarioArgs& a) {
   if (a.gossip_nodes > 0) o.config.gossip_nodes = a.gossip_nodes;
   if (a.indirect_checks > 0) o.config.indirect_checks = a.indirect_checks;
   if (a.suspicion_mult > 0) o.config.suspicion_mult = a.suspicion_mult;
+  if (a.nack_fraction > 0) o.config.nack_fraction = a.nack_fraction;
   o.link.loss = a.loss;
+  if (a.jitter_us >= 0) o.link.jitter = Duration(a.jitter_us);
   return o;
 }
 
@@ -182,8 +184,16 @@ bool run_steady(const ScenarioArgs& a, nlohmann::json& out) {
       break;
     }
   }
-  uint64_t refutations = 0;
-  for (uint32_t i = 0; i < n; ++i) refutations += c.node(i).stats().refutations;
+  uint64_t refutations = 0, inconclusive = 0, quiet = 0, nacks = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    refutations += c.node(i).stats().refutations;
+    inconclusive += c.node(i).stats().probes_inconclusive;
+    quiet += c.node(i).stats().quiet_suspicions;
+    nacks += c.node(i).stats().nacks_received;
+  }
+  out["probes_inconclusive"] = inconclusive;
+  out["quiet_suspicions"] = quiet;
+  out["nacks_received"] = nacks;
   out["false_deaths"] = false_deaths;
   out["member_periods"] = static_cast<uint64_t>(n) * static_cast<uint64_t>(periods);
   out["false_suspicions"] = false_suspicions;
@@ -205,6 +215,9 @@ bool run_steady(const ScenarioArgs& a, nlohmann::json& out) {
 // declare (local origin) about healthy (never-paused) members.
 struct SlowResult {
   uint64_t healthy_false_deaths = 0;
+  uint64_t healthy_deaths_at_healthy = 0;  // declared by a healthy observer (what failover acts on)
+  uint64_t probes_inconclusive = 0;
+  uint64_t quiet_suspicions = 0;
   uint64_t slow_deaths = 0;
   uint64_t false_suspicions_healthy = 0;
 };
@@ -225,9 +238,14 @@ SlowResult run_slow_once(const ScenarioArgs& a, bool lifeguard, int64_t periods,
   }
   SlowResult r;
   // A false death is counted once per (member, incarnation), however many members time out.
-  std::vector<uint64_t> counted_inc(a.nodes, 0);
-  c.set_observer([&](uint32_t, const Event& e) {
+  std::vector<uint64_t> counted_inc(a.nodes, 0), counted_inc_healthy(a.nodes, 0);
+  c.set_observer([&](uint32_t obs, const Event& e) {
     const uint32_t subject = index_of(e.member->name);
+    if (e.kind == EventKind::kDead && !slow[obs] && !slow[subject] &&
+        counted_inc_healthy[subject] != e.member->incarnation) {
+      counted_inc_healthy[subject] = e.member->incarnation;
+      ++r.healthy_deaths_at_healthy;
+    }
     if (e.kind == EventKind::kDead && e.local_origin && counted_inc[subject] != e.member->incarnation) {
       counted_inc[subject] = e.member->incarnation;
       if (slow[subject]) ++r.slow_deaths; else ++r.healthy_false_deaths;
@@ -245,12 +263,17 @@ SlowResult run_slow_once(const ScenarioArgs& a, bool lifeguard, int64_t periods,
   for (int64_t s = 0; s < periods * 10; ++s) {
     for (uint32_t i = 0; i < a.nodes; ++i) {
       if (next_pause[i] > c.net().now()) continue;
-      const Duration len = Duration(1000000 + static_cast<int64_t>(pick.uniform(4000000)));
+      const int64_t lo = a.pause_min_ms * 1000, span = std::max<int64_t>(1, (a.pause_max_ms - a.pause_min_ms) * 1000);
+      const Duration len = Duration(lo + static_cast<int64_t>(pick.uniform(static_cast<uint64_t>(span))));
       c.net().pause(i, len);
       next_pause[i] = c.net().now() + len + gap();
     }
     c.run_for(step);
     if ((s + 1) % 3000 == 0) progress(tag, (s + 1) / 10, periods, t0);
+  }
+  for (uint32_t i = 0; i < a.nodes; ++i) {
+    r.probes_inconclusive += c.node(i).stats().probes_inconclusive;
+    r.quiet_suspicions += c.node(i).stats().quiet_suspicions;
   }
   return r;
 }
@@ -268,6 +291,10 @@ bool run_slow(const ScenarioArgs& a, nlohmann::json& out) {
   out["false_suspicions_healthy_no_lifeguard"] = no.false_suspicions_healthy;
   out["slow_member_deaths_lifeguard"] = lg.slow_deaths;
   out["slow_member_deaths_no_lifeguard"] = no.slow_deaths;
+  out["healthy_deaths_at_healthy_lifeguard"] = lg.healthy_deaths_at_healthy;
+  out["probes_inconclusive_lifeguard"] = lg.probes_inconclusive;
+  out["quiet_suspicions_lifeguard"] = lg.quiet_suspicions;
+  out["pause_ms"] = {a.pause_min_ms, a.pause_max_ms};
   return true;
 }
 
@@ -369,6 +396,8 @@ bool run_scenario(const ScenarioArgs& a, nlohmann::json& out) {
   if (a.gossip_nodes > 0) out["gossip_nodes"] = a.gossip_nodes;
   if (a.indirect_checks > 0) out["indirect_checks"] = a.indirect_checks;
   if (a.suspicion_mult > 0) out["suspicion_mult"] = a.suspicion_mult;
+  if (a.nack_fraction > 0) out["nack_fraction"] = a.nack_fraction;
+  if (a.jitter_us >= 0) out["jitter_us"] = a.jitter_us;
   if (a.scenario == "crash") return run_crash(a, out);
   if (a.scenario == "steady") return run_steady(a, out);
   if (a.scenario == "slow") return run_slow(a, out);

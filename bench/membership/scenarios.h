@@ -22,6 +22,10 @@ struct ScenarioArgs {
   uint32_t gossip_nodes = 0;
   uint32_t indirect_checks = 0;
   double suspicion_mult = 0;
+  double nack_fraction = 0;
+  int64_t jitter_us = -1;      // link jitter override (-1 = keep the 500 us default)
+  int64_t pause_min_ms = 1000; // slow scenario: pause length U[min, max]
+  int64_t pause_max_ms = 5000;
 };
 
 // Returns false (with "error" set in `out`) for an unknown scenario.

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   app.add_option("--indirect-checks", a.indirect_checks, "override Config::indirect_checks");
   app.add_option("--gossip-nodes", a.gossip_nodes, "override Config::gossip_nodes");
   app.add_option("--suspicion-mult", a.suspicion_mult, "override Config::suspicion_mult");
+  app.add_option("--nack-fraction", a.nack_fraction, "override Config::nack_fraction")->check(CLI::Range(0.05, 0.95));
+  app.add_option("--jitter-us", a.jitter_us, "link jitter: uniform extra delay in [0, J) us (default 500)");
+  app.add_option("--pause-min-ms", a.pause_min_ms, "slow scenario: shortest pause (default 1000)");
+  app.add_option("--pause-max-ms", a.pause_max_ms, "slow scenario: longest pause (default 5000)");
   CLI11_PARSE(app, argc, argv);
 
   const auto t0 = std::chrono::steady_clock::now();

@@ -148,6 +148,29 @@ TEST_CASE("relays nack when the target is gone and a healthy prober stays health
   CHECK(nacks > 0);
 }
 
+TEST_CASE("relay nacks beat the prober's deadline under 30 ms of link jitter") {
+  // Issue 12 item 20: with nack_fraction 0.8 the LAN preset leaves 40 ms for the ping-req and the
+  // nack to travel; jitter of up to 30 ms each way made nacks late, and every late nack counted
+  // against the (healthy) prober's health. 0.6 leaves 80 ms.
+  ClusterOptions o = small(6, 5);
+  o.link.jitter = milliseconds(30);
+  Cluster c(o);
+  c.start_all();
+  c.run_for(seconds(3));
+  c.net().crash(5);
+  c.run_for(seconds(20));
+  uint64_t nacks = 0, inconclusive = 0;
+  for (uint32_t i = 0; i < 5; ++i) {
+    nacks += c.node(i).stats().nacks_received;
+    inconclusive += c.node(i).stats().probes_inconclusive;
+    INFO("n" << i);
+    CHECK(c.node(i).health_score() == 0);
+  }
+  CHECK(nacks >= 20);
+  CHECK(inconclusive == 0);
+  CHECK(c.node(0).member("n5")->state == MemberState::kDead);
+}
+
 TEST_CASE("a member that hears nothing raises its own health score") {
   Cluster c(small(6, 6));
   Recorder r;
