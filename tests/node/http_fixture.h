@@ -10,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -33,12 +34,15 @@ class RawClient {
     asio::write(socket_, asio::buffer(bytes), ec);
     return !ec;
   }
-  // Reads whatever arrives next (empty on EOF, timeout or error).
-  std::string read_some() {
+  // Reads whatever arrives next (empty on EOF, timeout or error; `ec` says which).
+  std::string read_some(std::error_code& ec) {
     char buf[65536];
-    std::error_code ec;
     size_t n = socket_.read_some(asio::buffer(buf), ec);
     return ec ? std::string() : std::string(buf, n);
+  }
+  std::string read_some() {
+    std::error_code ec;
+    return read_some(ec);
   }
   // Reads until `pattern` has been seen `count` times, EOF or timeout; returns all bytes read.
   std::string read_until(std::string_view pattern, int count = 1) {
@@ -71,11 +75,15 @@ class RawClient {
   asio::ip::tcp::socket socket_;
 };
 
-// One server frame as the test client decoded it.
+// One server frame as the test client decoded it, or the end of the stream: then `end` says
+// whether the server closed the connection or the read timed out (op is kContinuation).
 struct Frame {
+  enum class End { kNone, kEof, kTimeout };
   http::ws::Opcode op;
   std::string payload;
   uint16_t close_code = 0;
+  End end = End::kNone;
+  bool eof() const { return end == End::kEof; }
 };
 
 // A WebSocket client over RawClient, using the same codec in client role.
@@ -96,7 +104,8 @@ class WsClient : public http::ws::FrameSink {
     raw_.send(f);
   }
   void send_raw(std::string_view bytes) { raw_.send(bytes); }
-  // Next frame from the server; op == kContinuation with empty payload means EOF/timeout.
+  // Next frame from the server; at the end of the stream `end` is kEof (the server closed) or
+  // kTimeout (nothing arrived within the receive timeout).
   Frame next() {
     for (int i = 0; i < 100000 && frames_.empty(); ++i) {
       if (!pending_.empty()) {
@@ -105,11 +114,15 @@ class WsClient : public http::ws::FrameSink {
         decoder_.feed(p, *this);
         continue;
       }
-      std::string more = raw_.read_some();
-      if (more.empty()) return {http::ws::Opcode::kContinuation, "", 0};
+      std::error_code ec;
+      std::string more = raw_.read_some(ec);
+      if (ec) {
+        bool closed = ec == asio::error::eof || ec == asio::error::connection_reset;
+        return {http::ws::Opcode::kContinuation, "", 0, closed ? Frame::End::kEof : Frame::End::kTimeout};
+      }
       decoder_.feed(more, *this);
     }
-    if (frames_.empty()) return {http::ws::Opcode::kContinuation, "", 0};
+    if (frames_.empty()) return {http::ws::Opcode::kContinuation, "", 0, Frame::End::kTimeout};
     Frame f = frames_.front();
     frames_.erase(frames_.begin());
     return f;
@@ -136,6 +149,20 @@ class WsClient : public http::ws::FrameSink {
   std::string pending_;
   std::vector<Frame> frames_;
 };
+
+// From a client thread: runs `pred` on the loop's thread until it holds (true) or 10 s pass
+// (false). The condition wait tests use instead of sleeping.
+inline bool eventually(node::Loop& loop, const std::function<bool()>& pred) {
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < give_up) {
+    auto p = std::make_shared<std::promise<bool>>();
+    auto f = p->get_future();
+    loop.post([p, pred] { p->set_value(pred()); });  // copies: the loop may run it after we give up
+    if (f.wait_until(give_up) == std::future_status::ready && f.get()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
 
 // Runs `client(port)` on another thread while the server runs on this one; stops the loop when
 // the client returns (or after 30 s, so a broken test fails instead of hanging).

@@ -16,6 +16,7 @@ using dog::http::Response;
 using dog::node::HttpConfig;
 using dog::node::HttpServer;
 using dog::node::Loop;
+using dog::test::eventually;
 using dog::test::RawClient;
 using dog::test::with_server;
 using dog::test::WsClient;
@@ -58,18 +59,6 @@ dog::http::Handler handler() {
     if (path == "/ws") co_return Response::accept_websocket(std::make_shared<Echo>());
     co_return Response::text(200, "body " + std::to_string(req.body.size()) + ";");
   };
-}
-
-// Runs `pred` on the loop thread until it holds (true) or 10 s pass (false).
-bool eventually(Loop& loop, const std::function<bool()>& pred) {
-  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < give_up) {
-    std::promise<bool> p;
-    loop.post([&] { p.set_value(pred()); });
-    if (p.get_future().get()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return false;
 }
 
 std::string status_line(const std::string& r) { return r.substr(0, r.find("\r\n")); }
