@@ -27,14 +27,40 @@ struct App::Impl {
 
 #ifdef DOG_WITH_CLUSTER
 namespace {
-// SEAM (issue 11): the wire::Node this node serves to its peers. The runtime will provide it
-// (`make_node_service(Runtime&)` in node/runtime/runtime.h); until then every peer call to this
-// node fails with UNIMPLEMENTED.
-rpc::wire::Node::Client node_service_for(Runtime&) {
-  return rpc::wire::Node::Client(kj::Exception(kj::Exception::Type::UNIMPLEMENTED, __FILE__,
-                                               __LINE__,
-                                               kj::heapString("dog: node service not wired yet")));
-}
+// The runtime's view of the real cluster, and the cluster's events into the runtime.
+class ClusterAdapter final : public ClusterPort, public node::cluster::Listener {
+ public:
+  explicit ClusterAdapter(Runtime& rt) : rt_(rt) {}
+  void attach(node::cluster::Cluster* c) {
+    cluster_ = c;
+    rt_.set_cluster(this);
+  }
+
+  const std::string& self() const override { return cluster_->self(); }
+  std::string owner(const routing::ObjectId& id) const override { return cluster_->owner(id); }
+  const routing::RoutingTable& table() const override { return cluster_->table(); }
+  std::vector<std::string> members() const override { return cluster_->members(); }
+  bool is_member(const std::string& n) const override { return cluster_->is_member(n); }
+  uint32_t load_of(const std::string& n) const override { return cluster_->load_of(n); }
+  void publish_load(uint32_t r) override { cluster_->publish_load(r); }
+  rpc::ConnectionManager& rpc() override { return cluster_->rpc(); }
+
+  void on_view_change() override {
+    if (cluster_) rt_.view_changed();
+  }
+  void on_node_gone(const std::string& node, uint64_t) override {
+    if (!cluster_) return;
+    std::fprintf(stderr, "dog: node %s is gone; its relays close with 1012, its Groups move\n", node.c_str());
+    rt_.node_gone(node);
+  }
+  void on_self_health(bool serving) override {
+    std::fprintf(stderr, "dog: this node is %s by its peers\n", serving ? "alive again" : "suspected");
+  }
+
+ private:
+  Runtime& rt_;
+  node::cluster::Cluster* cluster_ = nullptr;
+};
 }  // namespace
 #endif
 
@@ -102,13 +128,14 @@ int App::run(int argc, char** argv) {
   for (auto& [name, make] : impl_->replicas) runtime.add_replica(name, make);
 #ifdef DOG_WITH_CLUSTER
   // Joins before serving: a node that cannot bind, read its key or join exits with one line.
+  ClusterAdapter adapter(runtime);
   std::unique_ptr<node::cluster::Cluster> cluster;
   if (cluster_options) {
-    cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options,
-                                                       node_service_for(runtime), nullptr);
+    cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options, runtime.make_service(), &adapter);
     try {
       cluster->start();
       cluster->joined().wait(loop.wait_scope());
+      adapter.attach(cluster.get());
     } catch (const node::cluster::ClusterError& e) {
       using Kind = node::cluster::ClusterError::Kind;
       std::fprintf(stderr, "dog: %s\n", e.what());

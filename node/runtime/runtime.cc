@@ -79,6 +79,11 @@ Runtime::Runtime(node::Loop& loop, RuntimeConfig config, ClusterPort* cluster)
     : loop_(loop), config_(config), cluster_(cluster), self_(cluster ? cluster->self() : std::string()),
       env_(*this) {}
 
+void Runtime::set_cluster(ClusterPort* cluster) {
+  cluster_ = cluster;
+  self_ = cluster ? cluster->self() : std::string();
+}
+
 Runtime::~Runtime() {
   *alive_ = false;
   // Sockets and timers reference hosts; drop them in a defined order.

@@ -74,6 +74,9 @@ class Runtime {
  public:
   // `cluster` may be null (one node); it must outlive the runtime's use of it.
   Runtime(node::Loop& loop, RuntimeConfig config, ClusterPort* cluster = nullptr);
+  // Attaches the cluster once it has started (its node name is known then). REQUIRES: no object
+  // has been created yet.
+  void set_cluster(ClusterPort* cluster);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;

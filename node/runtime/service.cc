@@ -248,12 +248,16 @@ class NodeService final : public Node::Server {
 
  private:
   void check() const {
+    // Before the cluster is attached (still joining) this node serves nothing to peers.
+    if (*alive_ && !rt_.clustered())
+      throw kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::heapString("node still joining"));
     if (!*alive_) throw kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__, kj::heapString("node shutting down"));
   }
 
   Runtime& rt_;
   std::shared_ptr<bool> alive_;
 };
+// (rt_.clustered() is read only while *alive_ holds.)
 
 }  // namespace
 
