@@ -135,7 +135,7 @@ void Cluster::Impl::on_member_event(const membership::Event& e) {
 }
 
 void Cluster::Impl::on_self_state(MemberState state, uint64_t incarnation) {
-  serving_now = state == MemberState::kAlive;
+  health_queue.push_back(state == MemberState::kAlive);
   std::fprintf(stderr, "dog: cluster peers see this node as %s (incarnation %llu)\n",
                membership::to_string(state), static_cast<unsigned long long>(incarnation));
   post_drain();
@@ -226,12 +226,20 @@ void Cluster::Impl::drain() {
   if (announced && changed && (live_names.size() != before || !gone.empty()))
     std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
   if (join) join->check();  // may announce()
-  const bool health_changed = serving != serving_now;
-  serving = serving_now;
-  if (!listener) return;
+  std::vector<bool> health;
+  health.swap(health_queue);
+  if (!listener) {
+    if (!health.empty()) serving = health.back();
+    return;
+  }
   for (const auto& [node, s] : gone) listener->on_node_gone(node, s);
   if (changed) listener->on_view_change();
-  if (health_changed) listener->on_self_health(serving);
+  // Every transition, even one undone within this batch (suspected, then refuted at once).
+  for (bool v : health) {
+    if (v == serving) continue;
+    serving = v;
+    listener->on_self_health(v);
+  }
 }
 
 void Cluster::Impl::publish_now() {

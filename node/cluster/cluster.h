@@ -39,6 +39,10 @@
 #include "rpc/connection_manager.h"
 #include "rpc/dog.capnp.h"
 
+namespace dog::node::swim {
+class SwimHost;
+}
+
 namespace dog::node::cluster {
 
 // A failure at start-up, with a message for the operator (no stack trace, one line). `kind()`
@@ -126,6 +130,8 @@ class Cluster {
   uint32_t load_of(const std::string& node) const;
 
   rpc::ConnectionManager& rpc();
+  // The membership host, for tests and tools (fault injection: transport().set_silent()).
+  swim::SwimHost& swim_host();
 
  private:
   struct Impl;

@@ -101,6 +101,11 @@ uint32_t Cluster::load_of(const std::string& node) const {
   return it == impl_->peers.end() ? 0 : it->second.load;
 }
 
+swim::SwimHost& Cluster::swim_host() {
+  KJ_REQUIRE(impl_->host != nullptr, "Cluster::swim_host() before start()");
+  return *impl_->host;
+}
+
 rpc::ConnectionManager& Cluster::rpc() {
   KJ_REQUIRE(impl_->rpc != nullptr, "Cluster::rpc() before start()");
   return *impl_->rpc;

@@ -103,8 +103,8 @@ struct Cluster::Impl final : membership::EventSink {
   std::deque<Pending> pending;
   bool drain_posted = false;
   bool announced = false;
-  bool serving = true;           // as last told to the listener
-  bool serving_now = true;       // as the core last reported
+  bool serving = true;             // as last told to the listener
+  std::vector<bool> health_queue;  // on_self_state verdicts not yet told, in order
 
   uint32_t want_load = 0;
   std::chrono::steady_clock::time_point last_publish{};

@@ -10,6 +10,7 @@
 
 #include "node/cluster/cluster.h"
 #include "node/cluster/join.h"
+#include "node/swim/swim_host.h"
 #include "rpc/calls.h"
 #include "tests/rpc/test_host.h"
 
@@ -39,7 +40,9 @@ std::string key_file(const std::string& keys) {
 struct Recorder : Listener {
   std::vector<std::pair<std::string, uint64_t>> gone;
   int view_changes = 0;
+  std::vector<bool> health;
   void on_view_change() override { ++view_changes; }
+  void on_self_health(bool serving) override { health.push_back(serving); }
   void on_node_gone(const std::string& node, uint64_t session) override {
     gone.emplace_back(node, session);
   }
@@ -234,4 +237,21 @@ TEST_CASE("cluster: a restart under the same name and address is a new member", 
   REQUIRE_FALSE(a.recorder.gone.empty());
   CHECK(a.recorder.gone.front() == std::make_pair(std::string("b"), old_session));
   CHECK(a.cluster->is_member("b"));
+}
+
+TEST_CASE("cluster: a node declared dead hears it, refutes, and serves again", "[cluster]") {
+  Loop loop;
+  auto key = key_file(generate_key() + "\n");
+  TestNode a(loop, "a", key);
+  TestNode b(loop, "b", key, {a.cluster->address()});
+  TestNode c(loop, "c", key, {a.cluster->address()});
+  c.cluster->joined().wait(loop.wait_scope());
+  REQUIRE(wait_until(loop, [&] { return a.cluster->members().size() == 3 && b.cluster->members().size() == 3; }));
+  // c goes deaf and mute (a crashed process that still holds its ports) until its peers give up.
+  c.cluster->swim_host().transport().set_silent(true);
+  REQUIRE(wait_until(loop, [&] { return !a.cluster->is_member("c") && !b.cluster->is_member("c"); }, 60));
+  CHECK(c.recorder.health.empty());  // nobody could tell c yet
+  c.cluster->swim_host().transport().set_silent(false);
+  REQUIRE(wait_until(loop, [&] { return c.recorder.health == std::vector<bool>{false, true}; }, 60));
+  REQUIRE(wait_until(loop, [&] { return a.cluster->is_member("c") && b.cluster->is_member("c"); }, 60));
 }
