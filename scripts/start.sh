@@ -3,29 +3,34 @@
 # cluster: N dog-chat nodes (default 3) joined on 127.0.0.1 cluster ports with a fresh key, and
 # a real nginx in front of their HTTP ports (deploy/nginx/). Ctrl-C stops everything.
 #
-#   scripts/start.sh [--port 8080] [--nodes 3] [--preset local|lan|wan] [-- dog-chat flags, e.g. --limit 3]
+#   scripts/start.sh [--port 8080] [--nodes 3] [--preset local|lan|wan] [--no-build]
+#                    [-- dog-chat flags, e.g. --limit 3]
 #
+# --no-build skips the package check and the build and runs build/bin/dog-chat as it is.
 # Ports: nginx on --port; node i (1..N) serves HTTP on port+i and the cluster on 7945+i.
 # Everything (key, nginx config, node logs) lives in one temporary folder, removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-port=8080 nodes=3 preset=local cluster_base=7945
+port=8080 nodes=3 preset=local cluster_base=7945 build=1
 extra=()
 while (($#)); do
   case "$1" in
     --port) port=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --preset) preset=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
     --) shift; extra+=("$@"); break ;;
     *) extra+=("$1"); shift ;;
   esac
 done
 
-scripts/setup.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target dog-chat
+if ((build)); then
+  scripts/setup.sh
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j "$(nproc)" --target dog-chat
+fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 chat="$root/build/bin/dog-chat"
 
