@@ -1,6 +1,7 @@
 // dog::App — registers classes, parses flags and serves them on one node.
 #include <CLI/CLI.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -18,6 +19,7 @@ struct App::Impl {
   CLI::App cli{"a dog node"};
   std::string http = "127.0.0.1:8080";
   int64_t max_body_kib = 1024;
+  int64_t drain_timeout_s = 10;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Group>()>>> groups;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Replica>()>>> replicas;
 #ifdef DOG_WITH_CLUSTER
@@ -69,6 +71,10 @@ App::App() : impl_(std::make_unique<Impl>()) {
       ->capture_default_str();
   impl_->cli.add_option("--max-body-kib", impl_->max_body_kib, "largest request body accepted, KiB")
       ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  impl_->cli.add_option("--drain-timeout", impl_->drain_timeout_s,
+                        "seconds SIGTERM/SIGINT may take: leave the cluster, close WebSockets with 1001, finish requests")
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
 #ifdef DOG_WITH_CLUSTER
   node::cluster::add_cluster_flags(impl_->cli, impl_->cluster);
@@ -169,16 +175,36 @@ int App::run(int argc, char** argv) {
     std::fprintf(stderr, "dog: cannot listen on %s: %s\n", impl_->http.c_str(), e.what());
     return 1;
   }
+  // The drain: leave the membership at once (peers stop routing here and rebuild the Groups
+  // this node hosted from their own Replicas, docs/cluster.md), stop accepting, let in-flight
+  // requests finish, close WebSockets with 1001; exit 0 when both are done or at the deadline.
   asio::signal_set signals(loop.io(), SIGINT, SIGTERM);
+  asio::steady_timer drain_deadline(loop.io());
+  int drain_pending = 0;
   signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
-    std::fprintf(stderr, "dog: shutting down\n");
-    server.shutdown(std::chrono::seconds(5), [&] {
-#ifdef DOG_WITH_CLUSTER
-      if (cluster) return cluster->leave(std::chrono::seconds(2), [&] { loop.stop(); });
-#endif
+    const auto budget = std::chrono::seconds(impl_->drain_timeout_s);
+    std::fprintf(stderr, "dog: draining (at most %lld s)\n", static_cast<long long>(impl_->drain_timeout_s));
+    drain_deadline.expires_after(budget);
+    drain_deadline.async_wait([&](std::error_code e) {
+      if (e) return;
+      std::fprintf(stderr, "dog: drain deadline reached; exiting\n");
       loop.stop();
     });
+    auto step_done = [&] {
+      if (--drain_pending == 0) {
+        std::fprintf(stderr, "dog: drained\n");
+        loop.stop();
+      }
+    };
+    drain_pending = 1;
+#ifdef DOG_WITH_CLUSTER
+    if (cluster) {
+      ++drain_pending;
+      cluster->leave(std::min<std::chrono::milliseconds>(budget / 2, std::chrono::seconds(3)), step_done);
+    }
+#endif
+    server.shutdown(budget * 8 / 10, step_done);
   });
   std::fprintf(stderr, "dog: serving on http://%s\n", impl_->http.c_str());
   loop.run();

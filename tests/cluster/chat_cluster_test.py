@@ -9,6 +9,8 @@ python3-websockets.
    Replica lived there are closed with 1012; every client that lost its connection reconnects
    through nginx and all of them exchange messages again; clients that never lost their socket
    keep it.
+4. SIGTERM of another: it exits 0 within its drain timeout, its clients get 1001, the last node
+   hears it left, and everyone reconnects and talks.
 
 Usage: chat_cluster_test.py BIN_DIR. Every wait is bounded; every process is stopped at the end.
 """
@@ -155,6 +157,44 @@ async def failover(nodes, http_ports, nginx_port, victim):
         await u["ws"].close()
 
 
+async def drain(nodes, http_ports, nginx_port, victim):
+    """SIGTERM `victim`: it leaves, closes its own clients with 1001 and exits 0 within the
+    drain timeout; everyone reconnects and talks through the remaining node."""
+    users = {}
+    for i in range(6):
+        name = f"s{i}"
+        port = http_ports[i % len(http_ports)]
+        users[name] = {"port": port, "ws": await websockets.connect(f"ws://127.0.0.1:{port}/ws?u={name}")}
+    ok = await say_and_hear(users["s0"]["ws"], "s0", "pre-drain", [u["ws"] for n, u in users.items() if n != "s0"])
+    check(ok, "drain: everyone hears each other before the drain")
+    start = time.monotonic()
+    nodes[victim].proc.send_signal(15)
+    code = await asyncio.get_running_loop().run_in_executor(None, lambda: nodes[victim].proc.wait(30))
+    took = time.monotonic() - start
+    check(code == 0, f"drain: the node exits 0 (code {code}, {took:.1f} s; --drain-timeout is 10 s)")
+    others = [n for i, n in enumerate(nodes) if i != victim and n.proc.poll() is None]
+    check(all(n.wait_line(lambda l: "is gone" in l and "node%d" % (victim + 1) in l, 30) for n in others),
+          "drain: the remaining nodes hear it left")
+    victim_port = http_ports[victim]
+    for name, u in users.items():
+        if u["port"] == victim_port:
+            try:
+                await asyncio.wait_for(u["ws"].wait_closed(), 10)
+            except asyncio.TimeoutError:
+                pass
+            check(u["ws"].close_code == 1001, f"drain: {name}, a client of the drained node, got 1001 ({u['ws'].close_code})")
+    for name, u in users.items():
+        if u["ws"].closed:
+            u["ws"] = await websockets.connect(f"ws://127.0.0.1:{nginx_port}/ws?u={name}")
+    names = sorted(users)
+    for n in names:
+        others_ws = [users[o]["ws"] for o in names if o != n]
+        check(await say_and_hear(users[n]["ws"], n, f"post-drain from {n}", others_ws, 20),
+              f"drain: afterwards {n}'s message reaches everyone")
+    for u in users.values():
+        await u["ws"].close()
+
+
 def main():
     cp.BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("DOG_BIN_DIR", "build/bin")
     tmp = tempfile.mkdtemp(prefix="dog-chat-cluster-")
@@ -179,6 +219,7 @@ def main():
         check(not chat_e2e.failures, f"the chat end-to-end scenario passes through nginx: {chat_e2e.failures}")
         asyncio.run(asyncio.wait_for(direct_users(hports), 120))
         asyncio.run(asyncio.wait_for(failover(nodes, hports, nport, victim=2), 240))
+        asyncio.run(asyncio.wait_for(drain(nodes, hports[:2], nport, victim=1), 240))
     finally:
         if nginx:
             nginx.terminate()
