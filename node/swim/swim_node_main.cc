@@ -6,7 +6,10 @@
 // stdout: one JSON object per line, flushed at once:
 //   {"event":"start", "self":..., "addr":..., "t":..., "config":{...}}  first line
 //   {"event":"join|update|suspect|alive|dead|leave", "self":..., "member":..., "addr":...,
-//    "incarnation":..., "view_epoch":..., "local":bool, "t":...}
+//    "incarnation":..., "session":..., "view_epoch":..., "local":bool, "t":...}
+//   {"event":"self_state", "self":..., "state":"suspect|dead|left|alive", "incarnation":..., "t":...}
+//   {"event":"health", "self":..., "score":S, "t":...}   whenever the Lifeguard health score
+//                                                         changes (sampled every 100 ms)
 //   {"event":"stopped", "self":..., "t":..., "stats":{...}}              on graceful exit
 // "t" is CLOCK_MONOTONIC in seconds (the same clock as Python's time.monotonic()), so a test can
 // compare it with the moment it killed a process. SIGTERM/SIGINT: graceful leave (bounded by
@@ -210,6 +213,21 @@ int main(int argc, char** argv) {
       });
     };
     wait_signal();
+    // Health score changes, for tests that derive time bounds from the protocol's own state.
+    asio::steady_timer health_timer(loop.io());
+    int last_health = 0;
+    std::function<void()> sample_health = [&] {
+      const int h = host.swim().health_score();
+      if (h != last_health) {
+        last_health = h;
+        emit_line(json{{"event", "health"}, {"self", name}, {"score", h}, {"t", now_s()}});
+      }
+      health_timer.expires_after(std::chrono::milliseconds(100));
+      health_timer.async_wait([&](std::error_code ec) {
+        if (!ec) sample_health();
+      });
+    };
+    sample_health();
     loop.run();
     emit_line(
         json{{"event", "stopped"}, {"self", name}, {"t", now_s()}, {"stats", stats_json(host)}});

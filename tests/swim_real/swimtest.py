@@ -78,6 +78,19 @@ class Node:
                 v[e["member"]] = e["event"]
         return v
 
+    def max_health(self, since, until=float("inf")):
+        """Highest health score this node reported in [since, until] (0 if it never changed),
+        including the score in force at `since`."""
+        best, current = 0, 0
+        for e in self.events:
+            if e.get("event") != "health":
+                continue
+            if e["t"] <= since:
+                current = e["score"]
+            elif e["t"] <= until:
+                best = max(best, e["score"])
+        return max(best, current)
+
     def first_event(self, kind, member):
         for e in self.events:
             if e.get("event") == kind and e.get("member") == member:
@@ -120,27 +133,31 @@ def wait_until(pred, timeout, what, nodes=(), step=0.1):
         time.sleep(step)
 
 
-def detection_bound_s(cfg, n):
+def detection_bound_s(cfg, n, health=0):
     """Upper bound, in seconds, from a crash to every survivor marking the member dead, as implied
-    by the configuration (docs/membership-transport.md, "Detection bound"), for a converged view:
+    by the configuration (docs/membership-transport.md, "Detection bound"), for a converged view.
+    `health` is the highest Lifeguard health score any survivor reported around the crash
+    (Node.max_health): probing stretches by the multiplier m = health + 1, by design, when a
+    member misses acks because its machine is overloaded.
 
-      B = successor_probe_every * T               the crashed member's ring predecessor probes it
+      B = successor_probe_every * T * m           the crashed member's ring predecessor probes it
                                                  at least every successor_probe_every periods
-                                                 (round-robin alone: (2(N-1) - 1) * T)
-        + min(T, probe_timeout + indirect_timeout)  the failed probe turns into a suspicion
+                                                 (round-robin alone: (2(N-1) - 1) * T * m)
+        + min(T, probe_timeout + indirect_timeout) * m  the failed probe turns into a suspicion
         + suspicion_max_mult * suspicion_mult * max(1, log10 N) * T
                                                  Lifeguard's longest suspicion (no confirmations)
         + retransmit_mult * ceil(log10(N+1)) * gossip_interval + T
                                                  the dead update reaches every survivor
         + 1 s                                    process scheduling on a shared 2-core machine
 
-    Typical detection is 2-3.5 s at N=10 (LAN preset); this bound is 13.6 s, so a
-    regression of 4x or more fails (the round-robin term alone used to allow 28.6 s).
+    Typical detection is 2-3.5 s at N=10 (LAN preset); on a quiet machine (m = 1) this bound is
+    13.6 s, so a regression of 4x or more fails (the round-robin term alone used to allow 28.6 s).
     """
     T = cfg["probe_interval_ms"] / 1000.0
+    m = 1 + max(0, health)
     every = cfg.get("successor_probe_every", 0)
-    first = every * T if every > 0 else (2 * (n - 1) - 1) * T
-    probe = min(T, (cfg["probe_timeout_ms"] + cfg["indirect_timeout_ms"]) / 1000.0)
+    first = (every * T if every > 0 else (2 * (n - 1) - 1) * T) * m
+    probe = min(T, (cfg["probe_timeout_ms"] + cfg["indirect_timeout_ms"]) / 1000.0) * m
     smin = cfg["suspicion_mult"] * max(1.0, math.log10(n)) * T
     smax = cfg["suspicion_max_mult"] * smin if cfg["lifeguard"] else smin
     dissem = cfg["retransmit_mult"] * max(1, math.ceil(math.log10(n + 1))) * cfg["gossip_interval_ms"] / 1000.0 + T
@@ -161,3 +178,19 @@ def all_see_each_other_alive(nodes):
         if any(v.get(m) not in ("join", "alive") for m in names if m != n.name):
             return False
     return True
+
+
+def view_gaps(nodes):
+    """For a failed convergence wait: who does not yet see whom as join/alive, the state it does
+    see, and each node's last health score -- where the time went."""
+    names = [n.name for n in nodes]
+    lines = []
+    for n in nodes:
+        n.poll_output()
+        v = n.view()
+        gaps = {m: v.get(m, "unknown") for m in names if m != n.name and v.get(m) not in ("join", "alive")}
+        health = [e["score"] for e in n.events if e.get("event") == "health"]
+        if gaps:
+            lines.append("%s (health %s) misses %s" % (n.name, health[-1] if health else 0, gaps))
+    return "; ".join(lines) or "none"
+
