@@ -520,6 +520,32 @@ TEST_CASE("rpc manager: a duplicate connection carrying a relay is not closed un
   REQUIRE(wait_until(loop, [&] { return a_lost_b == 1 && b_lost_a == 1; }));
 }
 
+TEST_CASE("rpc manager: a duplicate connection with a call in flight is not closed under it", "[rpc][manager]") {
+  Loop loop;
+  auto key = key_from(1);
+  ManagerConfig cfg;
+  cfg.retire_grace = 20 * kj::MILLISECONDS;
+  cfg.retire_poll = 10 * kj::MILLISECONDS;
+  TestPeer a(loop, "a", key, cfg), b(loop, "b", key, cfg);
+  b.manager->add_peer("a", loopback(a.port));
+  Request hang;
+  hang.path = "/hang";
+  auto pending = kj::heap(deliver(*b.manager, target_of(1), hang, always("a"), 60 * kj::SECONDS));
+  REQUIRE(wait_until(loop, [&] { return a.state.hanging == 1; }));
+  // A newer connection from "b" makes the one carrying the call the duplicate (on a's side).
+  TestPeer b2(loop, "b", key, cfg);
+  b2.manager->add_peer("a", loopback(a.port));
+  CHECK(deliver(*b2.manager, target_of(1), echo("2"), always("a"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:2");
+  REQUIRE(wait_until(loop, [&] { return a.manager->stats().retire_deferred >= 5; }));
+  CHECK(a.manager->stats().retired == 0);
+  CHECK(a.state.cancelled == 0);
+  // The caller gives up: the call ends on both sides, and the duplicate goes.
+  pending = nullptr;
+  REQUIRE(wait_until(loop, [&] { return a.state.cancelled == 1; }));
+  REQUIRE(wait_until(loop, [&] { return a.manager->stats().retired == 1; }));
+  CHECK(a.manager->connection_count("b") == 1);
+}
+
 TEST_CASE("rpc manager: a retire timer only ever closes the connection it was set for", "[rpc][manager]") {
   Loop loop;
   auto key = key_from(1);
