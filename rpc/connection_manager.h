@@ -21,7 +21,7 @@
 //     - peer_dead (DISCONNECTED) at once, and for calls in flight, when `mark_dead(peer)` was
 //       called (membership said so); `mark_alive(peer)` lifts it;
 //     - in_backoff (DISCONNECTED) while a reconnect is backing off after a failed dial:
-//       initial * 2^failures, capped, times a jitter in [0.5, 1) from the injected Rng;
+//       initial * 2^(failures-1), capped, times a jitter in [0.5, 1) from the injected Rng;
 //     - too_many_in_flight (OVERLOADED) when `max_in_flight_per_peer` calls are outstanding;
 //     - queue_full (OVERLOADED) while more than max_queued_bytes / 2 wait to be sent to it;
 //     - connect_timed_out / wrong_node / a handshake rejection (DISCONNECTED) when the dial
