@@ -3,11 +3,13 @@
 # cluster: N dog-chat nodes (default 3) joined on 127.0.0.1 cluster ports with a fresh key, and
 # a real nginx in front of their HTTP ports (deploy/nginx/). Ctrl-C stops everything.
 #
-#   scripts/start.sh [--port 8080] [--nodes 3] [--preset local|lan|wan] [--no-build]
-#                    [-- dog-chat flags, e.g. --limit 3]
+#   scripts/start.sh [--port 8080] [--nodes 3] [--cluster-port 7946] [--preset local|lan|wan]
+#                    [--no-build] [-- dog-chat flags, e.g. --limit 3]
 #
-# --no-build skips the package check and the build and runs build/bin/dog-chat as it is.
-# Ports: nginx on --port; node i (1..N) serves HTTP on port+i and the cluster on 7945+i.
+# --no-build skips the package check and the build and runs build/bin/dog-chat (or
+# $DOG_CHAT_BIN) as it is.
+# Ports: nginx on --port; node i (1..N) serves HTTP on port+i and the cluster on
+# cluster-port+i-1.
 # Everything (key, nginx config, node logs) lives in one temporary folder, removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ while (($#)); do
     --port) port=$2; shift 2 ;;
     --nodes) nodes=$2; shift 2 ;;
     --preset) preset=$2; shift 2 ;;
+    --cluster-port) cluster_base=$(($2 - 1)); shift 2 ;;
     --no-build) build=0; shift ;;
     --) shift; extra+=("$@"); break ;;
     *) extra+=("$1"); shift ;;
@@ -32,7 +35,7 @@ if ((build)); then
   cmake --build build -j "$(nproc)" --target dog-chat
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-chat="$root/build/bin/dog-chat"
+chat="${DOG_CHAT_BIN:-$root/build/bin/dog-chat}"  # tests point it at their build
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "$port" $(seq $((port + 1)) $((port + nodes))) $(seq $((cluster_base + 1)) $((cluster_base + nodes))); do
@@ -96,6 +99,10 @@ start_node 1
 wait_for_line "$tmp/node1.log" "dog: serving on" "${pids[0]}"
 for i in $(seq 2 "$nodes"); do start_node "$i"; done
 for i in $(seq 2 "$nodes"); do wait_for_line "$tmp/node$i.log" "dog: serving on" "${pids[$((i - 1))]}"; done
+# Announce the URL only once every node sees all of them (views converged).
+for i in $(seq "$nodes"); do
+  wait_for_line "$tmp/node$i.log" "dog: cluster members $nodes\$" "${pids[$((i - 1))]}"
+done
 
 servers=""
 for i in $(seq "$nodes"); do
