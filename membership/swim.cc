@@ -416,10 +416,12 @@ void Swim::push_pull_tick(uint32_t chain) {
     // Periodic chain: interval scaled with N, jittered +-25 % so members do not synchronise.
     const Duration base = cfg_.push_pull_interval * push_pull_scale(n_live_);
     schedule(now + base * 3 / 4 + Duration(rng_.uniform(base.count() / 2 + 1)), TimerKind::kPushPull, 0);
-  } else if (++join_backoff_step_ < 4) {
+  } else if (++join_backoff_step_ < 4 || (n_live_ == 1 && !join_seeds_.empty())) {
     // Join back-off chain: push_pull_join_first after join(), then gaps of 2x, 4x and 8x it
-    // (1, 3, 7 and 15 s by default).
-    schedule(now + cfg_.push_pull_join_first * (1 << join_backoff_step_), TimerKind::kPushPull, 1);
+    // (1, 3, 7 and 15 s by default). While no seed has answered (we know nobody), it goes on
+    // at 8x gaps, to the seeds, until one does (issue 11: "retried with back-off until one
+    // answers"); without that a joiner whose first exchanges were lost stayed alone forever.
+    schedule(now + cfg_.push_pull_join_first * (1 << std::min(join_backoff_step_, 3)), TimerKind::kPushPull, 1);
   }
   if (leaving_) return;
   // Any member except left ones qualifies, dead tombstones included (Serf's "reconnect"): a
@@ -432,6 +434,11 @@ void Swim::push_pull_tick(uint32_t chain) {
   }
   // The first exchange after a join goes back to a seed: everyone who joined with us reached
   // it, so by now it holds the whole crowd, while a random peer may know as little as we do.
+  if (chain == 1 && n_live_ == 1 && !join_seeds_.empty()) {
+    ++stats_.push_pulls;  // still alone: a fresh full-state join to every seed
+    for (const std::string& seed : join_seeds_) send_push_pull(seed, SyncKind::kFull, true, true);
+    return;
+  }
   if (chain == 1 && join_backoff_step_ == 1 && !join_seeds_.empty()) {
     ++stats_.push_pulls;
     send_push_pull(join_seeds_[rng_.uniform(join_seeds_.size())], SyncKind::kDigest, false, true);

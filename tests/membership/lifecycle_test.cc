@@ -209,3 +209,64 @@ TEST_CASE("the survivor of a three member cluster declares both others dead when
     CHECK(c.node(0).num_live() == 1);
   }
 }
+
+TEST_CASE("a joiner that no seed has answered keeps retrying the seeds with back-off") {
+  const auto key = test_key(12);
+  Node a("a", key);  // LAN: first back-off exchange 1 s after join, gaps doubling to 8 s
+  a.swim.start();
+  std::vector<std::string> seeds{"s"};
+  a.swim.join(seeds);
+  // Full-state join exchanges sent to the seed so far.
+  auto to_seed = [&] {
+    size_t n = 0;
+    Keyring ring(key);
+    for (const auto& pkt : a.transport.sent) {
+      if (!pkt.stream || pkt.to != "s") continue;
+      std::vector<uint8_t> plain(pkt.bytes.size());
+      auto len = ring.open(pkt.bytes, kStreamAd, plain, nullptr);
+      PushPull pp;
+      if (len && decode(std::span<const uint8_t>(plain.data(), *len), WireLimits{}, pp) && pp.join) ++n;
+    }
+    return n;
+  };
+  CHECK(to_seed() == 1);
+  for (int i = 0; i < 320; ++i) a.advance(milliseconds(100));  // 32 s: exchanges at 1, 3, 7, 15, 23, 31 s
+  CHECK(to_seed() == 7);
+  // The seed answers: the chain ends as it would have after a successful join.
+  std::vector<uint8_t> plain;
+  PushPull p;
+  p.from = "s";
+  p.from_addr = "s";
+  p.kind = SyncKind::kFull;
+  p.members = {MemberInfo{"s", "s", 1, MemberState::kAlive, Meta{}}};
+  encode(p, plain);
+  Keyring ring(key);
+  a.swim.on_stream("s", seal_as_peer(ring, plain, kStreamAd, 1, 3));
+  REQUIRE(a.swim.num_live() == 2);
+  const size_t answered = to_seed();
+  // From now on s answers every ping, so it stays alive (and a is not alone again).
+  size_t seen = a.transport.sent.size();
+  uint64_t counter = 2;
+  for (int i = 0; i < 300; ++i) {
+    a.advance(milliseconds(100));
+    for (; seen < a.transport.sent.size(); ++seen) {
+      const auto pkt = a.transport.sent[seen];
+      if (pkt.stream || pkt.to != "s") continue;
+      std::vector<uint8_t> open(pkt.bytes.size());
+      auto len = ring.open(pkt.bytes, kDatagramAd, open, nullptr);
+      Datagram d;
+      if (!len || !decode(std::span<const uint8_t>(open.data(), *len), WireLimits{}, d) ||
+          d.kind != MsgKind::kPing)
+        continue;
+      Datagram ack;
+      ack.from = "s";
+      ack.kind = MsgKind::kAck;
+      ack.seq = d.seq;
+      std::vector<uint8_t> ack_plain;
+      encode(ack, ack_plain);
+      a.swim.on_datagram("s", seal_as_peer(ring, ack_plain, kDatagramAd, counter++, 3));
+    }
+  }
+  CHECK(a.swim.member("s")->state == MemberState::kAlive);
+  CHECK(to_seed() == answered);  // digests to known members from now on, no more joins
+}
