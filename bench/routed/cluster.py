@@ -60,11 +60,11 @@ class Procs:
     def __init__(self):
         self.procs = []
 
-    def spawn(self, argv, log_path=None, **kw):
-        out = open(log_path, "w") if log_path else subprocess.DEVNULL
+    def spawn(self, argv, log_path=None, stdin=subprocess.DEVNULL, **kw):
+        out = open(log_path, "w") if log_path else kw.pop("stdout", subprocess.DEVNULL)
         # Own process group: killing the group also ends children (nginx's worker).
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
-                             stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+                             stdin=stdin, start_new_session=True, **kw)
         self.procs.append(p)
         return p
 
@@ -109,7 +109,7 @@ def start_nodes(procs, tmp, app, n, preset="local", extra=(), cpus=None):
         if cpus:
             argv = ["taskset", "-c", cpus] + argv
         path = os.path.join(tmp, f"node{i}.log")
-        p = procs.spawn(argv, path)
+        p = procs.spawn(argv, path, preexec_fn=raise_nofile)
         nodes.append(Node(f"node{i}", hp, cp, p, path))
         if i == 1:
             seed = f"127.0.0.1:{cp}"
@@ -122,13 +122,20 @@ def start_nodes(procs, tmp, app, n, preset="local", extra=(), cpus=None):
     return nodes
 
 
+def raise_nofile():
+    """preexec_fn: the soft descriptor limit up to the hard one (20,000 here)."""
+    import resource
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def start_single(procs, tmp, app, extra=(), cpus=None, name="single"):
     hp = free_port()
     argv = [app, "--http", f"127.0.0.1:{hp}", *extra]
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
     path = os.path.join(tmp, f"{name}.log")
-    p = procs.spawn(argv, path)
+    p = procs.spawn(argv, path, preexec_fn=raise_nofile)
     wait_for_line(path, "dog: serving on", p)
     return Node(name, hp, None, p, path)
 
