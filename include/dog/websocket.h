@@ -4,18 +4,29 @@
 // --------
 // * A WebSocket is owned by one loop; call it only from that loop's thread.
 // * send() never blocks and never fails loudly: frames queue in memory up to the server's
-//   per-connection cap and are written in batches (one writev per loop turn, however many
-//   frames are pending). A peer that lets the queue pass the cap is disconnected, and the
-//   handler's on_close sees 1006 — memory stays bounded whatever the client does.
+//   per-connection cap and are written in batches (one sendmsg per loop turn, however many
+//   frames are pending, also after a partial write). A peer that lets the queue pass the cap is
+//   disconnected, and the handler's on_close sees 1006 — memory stays bounded whatever the
+//   client does.
+// * Fan-out: make_frames() encodes a message once into an immutable shared buffer, and
+//   send_shared() queues a reference to it, so N recipients cost no copy or allocation each.
 // * After close() (or once the connection is closing), send() returns false and drops the data.
 // * This is an interface so that later layers can hand user code a WebSocket whose client is
 //   connected to another node.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
 
 namespace dog::http {
+
+// One or more encoded server frames, immutable once made, shared by every queue holding them.
+using SharedFrames = std::shared_ptr<const std::string>;
+
+// Encodes `payload` as one unmasked server frame (text or binary) into a new shared buffer.
+SharedFrames make_frames(std::string_view payload, bool text = true);
 
 class WebSocket {
  public:
@@ -27,6 +38,10 @@ class WebSocket {
   // Queues bytes that are already one or more encoded server frames (ws::encode_frame). Lets a
   // fan-out encode a message once and hand the same bytes to many sockets.
   virtual bool send_encoded(std::string_view frames) = 0;
+
+  // Queues a reference to `frames` (from make_frames), without copying: the fan-out path. Same
+  // cap and return value as send(). The default copies through send_encoded().
+  virtual bool send_shared(const SharedFrames& frames) { return frames && send_encoded(*frames); }
 
   // Starts the closing handshake with `code` (1000..4999, not 1005/1006/1015) and `reason`.
   virtual void close(uint16_t code = 1000, std::string_view reason = {}) = 0;

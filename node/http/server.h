@@ -86,6 +86,7 @@ struct HttpStats {
   uint64_t ws_open = 0;
   uint64_t ws_protocol_errors = 0;
   uint64_t ws_overflow_drops = 0;     // peers dropped for not reading
+  uint64_t ws_write_calls = 0;        // sendmsg calls on WebSockets (one per socket per loop turn at most)
 };
 
 class HttpServer {

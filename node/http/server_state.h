@@ -6,6 +6,7 @@
 #include <asio/steady_timer.hpp>
 #include <functional>
 #include <unordered_set>
+#include <vector>
 
 #include "node/http/server.h"
 
@@ -31,6 +32,15 @@ struct HttpServer::State {
   std::chrono::milliseconds accept_backoff{0};
   std::function<void()> on_drained;
   uint64_t next_id = 1;
+
+  // The loop's one read buffer for WebSockets (a server belongs to one loop): a socket reads
+  // into it only inside a readiness handler and the decoder copies what it keeps, so idle
+  // sockets hold none of their own. 64 KiB, made on first use.
+  std::vector<char>& read_buffer() {
+    if (read_buf.empty()) read_buf.resize(64 << 10);
+    return read_buf;
+  }
+  std::vector<char> read_buf;
 
   // Called whenever a connection or socket goes away; completes a pending shutdown.
   void maybe_drained();

@@ -1,5 +1,7 @@
 #include "node/http/ws_codec.h"
 
+#include "dog/websocket.h"
+
 #include <cstring>
 
 namespace dog::http::ws {
@@ -239,3 +241,14 @@ std::string close_payload(uint16_t code, std::string_view reason) {
 }
 
 }  // namespace dog::http::ws
+
+namespace dog::http {
+
+SharedFrames make_frames(std::string_view payload, bool text) {
+  auto frames = std::make_shared<std::string>();
+  frames->reserve(payload.size() + 14);
+  ws::encode_frame(*frames, text ? ws::Opcode::kText : ws::Opcode::kBinary, payload);
+  return frames;
+}
+
+}  // namespace dog::http

@@ -1,10 +1,12 @@
 #include "node/http/ws_session.h"
 
+#include <sys/socket.h>
+
 #include <asio/post.hpp>
 #include <asio/write.hpp>
+#include <cerrno>
 #include <cstdio>
 
-#include "node/http/wire.h"
 
 namespace dog::node {
 
@@ -57,18 +59,28 @@ void WsSession::resume_reading() {
 void WsSession::read() {
   if (reading_ || paused_ || state_ == State::kClosed) return;
   reading_ = true;
-  socket_.async_read_some(asio::buffer(rbuf_), [self = shared_from_this()](std::error_code ec, size_t n) {
+  socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](std::error_code ec) {
     self->reading_ = false;
     if (self->state_ == State::kClosed) return;
-    if (ec) {
-      // The peer went away without a close frame (or after ours): 1006 unless we already
-      // agreed on a code in the closing handshake.
-      return self->finish(self->close_code_, self->close_reason_);
-    }
-    self->heard_ = true;
-    self->decoder_.feed(std::string_view(self->rbuf_, n), *self);
-    self->read();
+    if (ec) return self->finish(self->close_code_, self->close_reason_);
+    self->read_ready();
   });
+}
+
+// One read per readiness, into the loop's shared buffer: the decoder copies what it keeps.
+void WsSession::read_ready() {
+  auto& buf = server_->read_buffer();
+  std::error_code ec;
+  size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
+  if (ec) {
+    // The peer went away without a close frame (or after ours): 1006 unless we already
+    // agreed on a code in the closing handshake.
+    return finish(close_code_, close_reason_);
+  }
+  heard_ = true;
+  decoder_.feed(std::string_view(buf.data(), n), *this);
+  read();
 }
 
 void WsSession::on_message(std::string_view payload, bool text) {
@@ -135,8 +147,7 @@ void WsSession::on_protocol_error(uint16_t code, std::string_view why) {
 // The TCP connection closes once our close frame is written and the peer has either sent its
 // own or broken the protocol.
 void WsSession::maybe_finish() {
-  if (close_sent_ && (peer_closed_ || decoder_.failed()) && !writing_ && out_.empty() &&
-      wbuf_off_ == wbuf_.size())
+  if (close_sent_ && (peer_closed_ || decoder_.failed()) && !writing_ && queue_.empty())
     finish(close_code_, close_reason_);
 }
 
@@ -156,7 +167,18 @@ bool WsSession::send(std::string_view data, bool text) {
   if (state_ != State::kOpen || close_sent_) return false;
   constexpr size_t kMaxHeader = 14;
   if (!fits(data.size() + kMaxHeader)) return overflow();
-  ws::encode_frame(out_, text ? ws::Opcode::kText : ws::Opcode::kBinary, data);
+  std::string& tail = queue_.owned_tail();
+  size_t before = tail.size();
+  ws::encode_frame(tail, text ? ws::Opcode::kText : ws::Opcode::kBinary, data);
+  queue_.bytes_added(tail.size() - before);
+  schedule_flush();
+  return true;
+}
+
+bool WsSession::send_shared(const http::SharedFrames& frames) {
+  if (state_ != State::kOpen || close_sent_ || !frames) return false;
+  if (!fits(frames->size())) return overflow();
+  queue_.push_shared(frames);  // a reference: every recipient shares the one buffer
   schedule_flush();
   return true;
 }
@@ -169,7 +191,7 @@ bool WsSession::send_encoded(std::string_view frames) {
 bool WsSession::enqueue(std::string_view bytes) {
   if (state_ == State::kClosed) return false;
   if (!fits(bytes.size())) return overflow();
-  out_.append(bytes);
+  queue_.push_owned(bytes);
   schedule_flush();
   return true;
 }
@@ -190,7 +212,7 @@ void WsSession::send_close(uint16_t code, std::string_view reason) {
   state_ = State::kClosing;
   std::string frame;
   ws::encode_frame(frame, ws::Opcode::kClose, ws::close_payload(code, reason));
-  out_.append(frame);  // a close frame is allowed past the cap: it is tiny and final
+  queue_.push_owned(frame);  // a close frame is allowed past the cap: it is tiny and final
   schedule_flush();
   // Bound the wait for the peer's close frame.
   close_timer_.expires_after(server_->config.ws_close_timeout);
@@ -209,22 +231,25 @@ void WsSession::schedule_flush() {
   });
 }
 
+// One sendmsg carries everything queued (up to kMaxIov pieces). Whatever the kernel did not
+// take waits for writability, and then again leaves in one call with whatever was queued since.
 void WsSession::flush() {
   if (writing_ || state_ == State::kClosed) return;
-  if (wbuf_off_ == wbuf_.size()) {
-    if (out_.empty()) return maybe_finish();
-    wbuf_.swap(out_);
-    release_if_large(out_);
-    wbuf_off_ = 0;
+  if (queue_.empty()) return maybe_finish();
+  constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
+  iovec iov[kMaxIov];
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = queue_.gather(iov, kMaxIov);
+  ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  server_->stats.ws_write_calls++;
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      return finish(ws::close_code::kAbnormal, "write failed");
+    n = 0;
   }
-  // Try the write now: on an idle socket it completes in one syscall with no reactor trip.
-  std::error_code ec;
-  size_t n = socket_.write_some(asio::buffer(wbuf_.data() + wbuf_off_, wbuf_.size() - wbuf_off_), ec);
-  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
-    return finish(ws::close_code::kAbnormal, "write failed");
-  }
-  wbuf_off_ += n;
-  if (wbuf_off_ < wbuf_.size()) {
+  queue_.consume(static_cast<size_t>(n));
+  if (!queue_.empty()) {
     writing_ = true;
     socket_.async_wait(asio::socket_base::wait_write, [self = shared_from_this()](std::error_code ec) {
       self->writing_ = false;
@@ -233,9 +258,6 @@ void WsSession::flush() {
     });
     return;
   }
-  release_if_large(wbuf_);
-  wbuf_off_ = 0;
-  if (!out_.empty()) return flush();
   maybe_finish();
 }
 
@@ -249,9 +271,7 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
   keepalive_timer_.cancel();
   socket_.shutdown(asio::socket_base::shutdown_both, ec);
   socket_.close(ec);
-  out_.clear();
-  wbuf_.clear();
-  wbuf_off_ = 0;
+  queue_.clear();
   if (!notified_) {
     notified_ = true;
     auto handler = handler_;

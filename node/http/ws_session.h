@@ -1,5 +1,11 @@
 // Internal: the I/O side of one accepted WebSocket. Framing lives in ws_codec (sans-IO); this
 // class moves bytes: a read loop feeding the decoder, and a batched write path.
+//
+// * Reads wait for readiness and then read into the server's one buffer per loop, so an idle
+//   socket holds no read buffer (the decoder keeps only an incomplete message).
+// * Everything queued during a loop turn (owned frames and shared fan-out buffers, see
+//   SendQueue) leaves in one sendmsg; after a partial write the rest waits for writability and
+//   again goes in one call. HttpStats::ws_write_calls counts the calls.
 #pragma once
 
 #include <asio/ip/tcp.hpp>
@@ -8,6 +14,7 @@
 #include <string>
 
 #include "dog/websocket.h"
+#include "node/http/send_queue.h"
 #include "node/http/server_state.h"
 #include "node/http/ws_codec.h"
 
@@ -27,10 +34,11 @@ class WsSession final : public http::WebSocket,
   // http::WebSocket
   bool send(std::string_view data, bool text) override;
   bool send_encoded(std::string_view frames) override;
+  bool send_shared(const http::SharedFrames& frames) override;
   void close(uint16_t code, std::string_view reason) override;
   bool is_open() const override { return state_ == State::kOpen; }
   uint64_t id() const override { return id_; }
-  size_t buffered_bytes() const override { return out_.size() + (wbuf_.size() - wbuf_off_); }
+  size_t buffered_bytes() const override { return queue_.bytes(); }
   void pause_reading() override { paused_ = true; }
   void resume_reading() override;
 
@@ -39,9 +47,7 @@ class WsSession final : public http::WebSocket,
   void abort(uint16_t code, std::string_view reason);
 
   // Capacity of this socket's buffers, for HttpServer::buffer_bytes().
-  size_t retained_bytes() const {
-    return sizeof rbuf_ + out_.capacity() + wbuf_.capacity() + decoder_.retained_bytes();
-  }
+  size_t retained_bytes() const { return queue_.retained_bytes() + decoder_.retained_bytes(); }
 
  private:
   enum class State { kOpen, kClosing, kClosed };
@@ -59,6 +65,7 @@ class WsSession final : public http::WebSocket,
   void schedule_flush();
   void flush();
   void read();
+  void read_ready();
   void send_close(uint16_t code, std::string_view reason);
   void maybe_finish();
   void finish(uint16_t code, std::string_view reason);
@@ -78,16 +85,13 @@ class WsSession final : public http::WebSocket,
   bool notified_ = false;
   uint16_t close_code_ = http::ws::close_code::kAbnormal;
   std::string close_reason_;
-  std::string out_;   // frames queued since the last write started
-  std::string wbuf_;  // frames being written
-  size_t wbuf_off_ = 0;
+  SendQueue queue_;  // everything not yet accepted by the kernel
   asio::steady_timer close_timer_;
   // Keepalive: any inbound bytes count as life. One timer, checked once per interval.
   void arm_keepalive();
   asio::steady_timer keepalive_timer_;
   bool heard_ = true;
   bool ping_outstanding_ = false;
-  char rbuf_[16 << 10];
 };
 
 }  // namespace dog::node
