@@ -29,25 +29,30 @@ void Cluster::leave(std::chrono::milliseconds deadline, std::function<void()> do
     asio::post(d.loop.io(), std::move(done));
     return;
   }
-  d.host->leave();
   const auto until = std::chrono::steady_clock::now() + deadline;
-  auto poll = std::make_shared<std::function<void()>>();
-  *poll = [&d, a = d.alive, until, done = std::move(done), poll]() mutable {
-    if (!*a) return;
-    if (d.host->leave_done() || std::chrono::steady_clock::now() >= until) {
-      auto f = std::move(done);
-      *poll = nullptr;  // breaks the self-reference
-      if (f) f();
-      return;
-    }
-    d.leave_timer.expires_after(std::chrono::milliseconds(20));
-    d.leave_timer.async_wait([poll, a](std::error_code ec) {
-      if (!ec && *a && *poll) (*poll)();
-    });
-  };
-  asio::post(d.loop.io(), [poll] {
-    if (*poll) (*poll)();
+  if (d.leave_waiters.empty() || until < d.leave_until) d.leave_until = until;
+  d.leave_waiters.push_back(std::move(done));
+  if (d.leave_waiters.size() > 1) return;  // a leave is already under way
+  d.host->leave();
+  asio::post(d.loop.io(), [&d, a = d.alive] {
+    if (*a) d.leave_tick();
   });
+}
+
+// Polls Swim::leave_done() (the core has no completion callback) every 20 ms until the `left`
+// update has been gossiped for Config::leave_propagate, or the earliest deadline passes.
+void Cluster::Impl::leave_tick() {
+  if (!host->leave_done() && std::chrono::steady_clock::now() < leave_until) {
+    leave_timer.expires_after(std::chrono::milliseconds(20));
+    leave_timer.async_wait([this, a = alive](std::error_code ec) {
+      if (!ec && *a) leave_tick();
+    });
+    return;
+  }
+  auto waiters = std::move(leave_waiters);
+  leave_waiters.clear();
+  for (auto& f : waiters)
+    if (f) f();
 }
 
 const std::string& Cluster::self() const { return impl_->name; }

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -78,6 +79,8 @@ struct Cluster::Impl final : membership::EventSink {
   void apply(const Pending& p, std::vector<std::pair<std::string, uint64_t>>& gone);
   bool rebuild();
 
+  void leave_tick();
+
   // --- load ---
   void publish_now();
 
@@ -111,6 +114,8 @@ struct Cluster::Impl final : membership::EventSink {
   bool publish_armed = false;
   asio::steady_timer publish_timer;
   asio::steady_timer leave_timer;
+  std::chrono::steady_clock::time_point leave_until{};
+  std::vector<std::function<void()>> leave_waiters;  // leave() callers, told once it is done
 
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 };

@@ -144,9 +144,10 @@ TEST_CASE("cluster: a leaving node is reported gone with its session", "[cluster
   b.cluster->joined().wait(loop.wait_scope());
   REQUIRE(wait_until(loop, [&] { return a.cluster->members().size() == 2; }));
   const uint64_t bs = b.cluster->session();
-  bool left = false;
+  bool left = false, left_too = false;
   b.cluster->leave(std::chrono::seconds(5), [&] { left = true; });
-  REQUIRE(wait_until(loop, [&] { return left; }));
+  b.cluster->leave(std::chrono::seconds(5), [&] { left_too = true; });  // both callers are told
+  REQUIRE(wait_until(loop, [&] { return left && left_too; }));
   REQUIRE(wait_until(loop, [&] { return !a.recorder.gone.empty(); }));
   CHECK(a.recorder.gone.front() == std::make_pair(std::string("b"), bs));
   CHECK(a.cluster->members() == std::vector<std::string>{"a"});
