@@ -256,3 +256,34 @@ TEST_CASE("cluster: a node declared dead hears it, refutes, and serves again", "
   REQUIRE(wait_until(loop, [&] { return c.recorder.health == std::vector<bool>{false, true}; }, 60));
   REQUIRE(wait_until(loop, [&] { return a.cluster->is_member("c") && b.cluster->is_member("c"); }, 60));
 }
+
+TEST_CASE("cluster: --advertise is what peers dial, and the default name", "[cluster]") {
+  Loop loop;
+  auto key = key_file(generate_key() + "\n");
+  uint16_t port = 0;
+  {  // a port free for UDP (TCP is checked by the bind itself)
+    asio::ip::udp::socket probe(loop.io(), asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = probe.local_endpoint().port();
+  }
+  ClusterOptions o;
+  o.bind = "0.0.0.0:" + std::to_string(port);  // every interface: needs --advertise
+  o.advertise = "127.0.0.1:" + std::to_string(port);
+  o.preset = "local";
+  o.key_file = key;
+  dog::rpc::testing::HostState state;
+  state.name = o.advertise;
+  Recorder rec;
+  Cluster a(loop, o, dog::rpc::testing::make_test_node(state, loop.timer()), &rec);
+  a.start();
+  CHECK(a.self() == o.advertise);  // no --name: the advertised address
+  CHECK(a.address() == o.advertise);
+  TestNode b(loop, "b", key, {o.advertise});
+  b.cluster->joined().wait(loop.wait_scope());
+  REQUIRE(wait_until(loop, [&] { return b.cluster->is_member(o.advertise); }));
+  dog::rpc::Target t;
+  t.ns = "Room";
+  auto r = dog::rpc::gossip(b.cluster->rpc(), {o.advertise}, t, "t", "x", 5 * kj::SECONDS)
+               .wait(loop.wait_scope());
+  CHECK(r[0].ok);
+  CHECK(r[0].reply == o.advertise + ":x");
+}
