@@ -152,3 +152,31 @@ TEST_CASE("rpc manager: the listener pauses on EMFILE instead of spinning", "[rp
   // With descriptors available again, the next try takes the connection.
   REQUIRE(wait_until(loop, [&] { return b.manager->stats().accepted == 1; }));
 }
+
+TEST_CASE("rpc manager: by default a message over 8 MiB is refused; bigger payloads stream", "[rpc][manager]") {
+  Loop loop;
+  auto key = key_from(1);
+  TestPeer a(loop, "a", key), b(loop, "b", key);
+  a.manager->add_peer("b", loopback(b.port));
+  CHECK(ManagerConfig{}.traversal_limit_words * 8 == 8u << 20);
+  // 7 MiB inline fits (the echo answer too, on a's side)...
+  auto ok = deliver(*a.manager, target_of(1), echo(std::string(7 << 20, 'a')), always("b"), 10 * kj::SECONDS)
+                .wait(loop.wait_scope());
+  CHECK(ok.body.size() == (7u << 20) + 5);
+  // ...9 MiB is refused before it leaves (Cap'n Proto will not send a message its own limit
+  // would refuse): the call fails, the connection stays.
+  CHECK(error_of(loop, deliver(*a.manager, target_of(1), echo(std::string(9 << 20, 'b')), always("b"),
+                               10 * kj::SECONDS)) == ErrorKind::kFailed);
+  CHECK(deliver(*a.manager, target_of(1), echo("small"), always("b"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:small");
+  CHECK(a.manager->stats().dials == 1);
+  // A sender configured with the old 64 MiB limit gets it out, and b's reader refuses it: the
+  // connection goes, b never sees the call.
+  ManagerConfig old_limit;
+  old_limit.traversal_limit_words = 8ull << 20;
+  TestPeer big(loop, "big", key, old_limit);
+  big.manager->add_peer("b", loopback(b.port));
+  const auto delivered = b.state.delivered;
+  CHECK(error_of(loop, deliver(*big.manager, target_of(1), echo(std::string(9 << 20, 'c')), always("b"),
+                               10 * kj::SECONDS)) == ErrorKind::kDisconnected);
+  CHECK(b.state.delivered == delivered);
+}
