@@ -43,6 +43,8 @@ struct ParserCallbacks {
 
 HttpConnection::HttpConnection(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::socket socket)
     : server_(std::move(server)), socket_(std::move(socket)), timer_(server_->loop.io()) {
+  std::error_code ec;
+  socket_.non_blocking(true, ec);  // reads are synchronous after a readiness wait
   server_->connections.insert(this);
   server_->stats.connections_accepted++;
   server_->stats.connections_open++;
@@ -170,17 +172,18 @@ int HttpConnection::on_message_complete() {
   return parser_.upgrade ? 0 : HPE_PAUSED;
 }
 
-namespace {
-
-bool valid_response_headers(const http::Response& resp) {
-  for (const auto& h : resp.headers)
-    if (!valid_field_name(h.name) || !valid_field_value(h.value)) return false;
-  return true;
-}
-
-}  // namespace
 
 // ---- the connection loop ------------------------------------------------------------------
+
+// Moves the unparsed rest of the input out of the loop's shared read buffer into pending_,
+// before any co_await lets another connection read into that buffer.
+void HttpConnection::keep_unparsed() {
+  if (in_off_ >= in_len_ || in_ == pending_.data()) return;
+  pending_.assign(in_ + in_off_, in_len_ - in_off_);
+  in_ = pending_.data();
+  in_off_ = 0;
+  in_len_ = pending_.size();
+}
 
 asio::awaitable<void> HttpConnection::run() {
   auto self = shared_from_this();
@@ -188,7 +191,7 @@ asio::awaitable<void> HttpConnection::run() {
     set_deadline(Clock::now() + server_->config.idle_timeout);
     for (;;) {
       while (in_off_ < in_len_) {
-        const char* base = rbuf_ + in_off_;
+        const char* base = in_ + in_off_;
         size_t scanned = 0;
         auto head = head_.scan(std::string_view(base, in_len_ - in_off_), &scanned);
         if (head == HeadScanner::Result::kBareLf) reject(400, "bare LF in request head");
@@ -201,6 +204,7 @@ asio::awaitable<void> HttpConnection::run() {
         if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
           in_off_ += llhttp_get_error_pos(&parser_) - base;
           if (err == HPE_PAUSED) llhttp_resume(&parser_);
+          keep_unparsed();  // other connections reuse the loop's buffer while the handler runs
           bool keep = co_await handle_request(err == HPE_PAUSED_UPGRADE);
           if (closed_) co_return;  // handed to a WebSocket, or closed by a timeout
           if (!keep || draining_) {
@@ -222,6 +226,7 @@ asio::awaitable<void> HttpConnection::run() {
         co_return;
       }
       in_off_ = in_len_ = 0;
+      release_if_large(pending_);
       if (!out_.empty() && !co_await flush()) co_return;
       if (draining_ && phase_ == Phase::kIdle) {
         close_socket();
@@ -231,13 +236,21 @@ asio::awaitable<void> HttpConnection::run() {
       set_deadline(phase_ == Phase::kHeaders ? header_deadline_
                    : phase_ == Phase::kBody  ? std::min(body_deadline_, idle)
                                              : idle);
+      // Wait for bytes, then read them into the loop's buffer: an idle connection holds none.
       std::error_code ec;
-      size_t n = co_await socket_.async_read_some(asio::buffer(rbuf_),
-                                                  asio::redirect_error(asio::use_awaitable, ec));
+      co_await socket_.async_wait(asio::socket_base::wait_read, asio::redirect_error(asio::use_awaitable, ec));
       if (ec || closed_) {
         close_socket();
         co_return;
       }
+      auto& buf = server_->read_buffer();
+      size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+      if (ec) {
+        close_socket();
+        co_return;
+      }
+      in_ = buf.data();
       in_len_ = n;
     }
   } catch (const std::exception& e) {
@@ -323,77 +336,6 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
   co_return keep_alive_;
 }
 
-void HttpConnection::write_head(const http::Response& resp, bool chunked, size_t length) {
-  char line[64];
-  auto reason = http::reason_phrase(resp.status);
-  int k = std::snprintf(line, sizeof line, "HTTP/1.1 %d ", resp.status);
-  out_.append(line, k).append(reason).append("\r\n");
-  if (resp.status >= 200 && !resp.headers.get("date"))
-    out_.append("Date: ").append(http_date(std::time(nullptr))).append("\r\n");
-  // RFC 9110 §15.5.22: a 426 names the protocol to switch to.
-  if (resp.status == 426 && !resp.headers.get("upgrade")) out_.append("Upgrade: websocket\r\n");
-  for (const auto& h : resp.headers) {
-    if (http::iequals(h.name, "content-length") || http::iequals(h.name, "transfer-encoding") || http::iequals(h.name, "connection"))
-      continue;  // framing headers are the server's to write
-    out_.append(h.name).append(": ").append(h.value).append("\r\n");
-  }
-  const bool bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
-  if (chunked) {
-    out_.append("Transfer-Encoding: chunked\r\n");
-  } else if (!bodiless && !resp.stream) {
-    k = std::snprintf(line, sizeof line, "Content-Length: %zu\r\n", length);
-    out_.append(line, k);
-  }
-  write_connection_header(resp.status);
-  out_.append("\r\n");  // HEAD gets the same head as GET; the caller omits the body
-}
-
-// A sender of Upgrade also lists it in Connection (RFC 9110 §7.8).
-void HttpConnection::write_connection_header(int status) {
-  const bool upgrade = status == 426;
-  if (!keep_alive_) out_.append(upgrade ? "Connection: upgrade, close\r\n" : "Connection: close\r\n");
-  else if (upgrade) out_.append(req_.version_minor == 0 ? "Connection: upgrade, keep-alive\r\n" : "Connection: upgrade\r\n");
-  else if (req_.version_minor == 0) out_.append("Connection: keep-alive\r\n");
-}
-
-void HttpConnection::write_error(int status, std::string_view why) {
-  keep_alive_ = false;
-  auto resp = http::Response::text(status, std::string(why) + "\n");
-  if (status == 426) resp.headers.add("Sec-WebSocket-Version", "13");
-  write_head(resp, false, resp.body.size());
-  out_.append(resp.body);
-}
-
-asio::awaitable<bool> HttpConnection::upgrade(http::Response& resp) {
-  auto key = req_.headers.get("sec-websocket-key");
-  out_.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
-  out_.append("Sec-WebSocket-Accept: ").append(http::ws::accept_key(*key)).append("\r\n");
-  for (const auto& h : resp.headers) out_.append(h.name).append(": ").append(h.value).append("\r\n");
-  out_.append("\r\n");
-  if (!co_await flush()) co_return false;
-  closed_ = true;  // the socket now belongs to the WebSocket session
-  timer_.cancel();
-  auto session = std::make_shared<WsSession>(server_, std::move(socket_), std::move(resp.websocket), req_.id);
-  session->start(std::string_view(rbuf_ + in_off_, in_len_ - in_off_));
-  co_return false;
-}
-
-asio::awaitable<bool> HttpConnection::flush() {
-  if (out_.empty() || closed_) co_return !closed_;
-  Phase was = phase_;
-  phase_ = Phase::kWriting;
-  set_deadline(Clock::now() + server_->config.idle_timeout);  // a client must keep reading
-  std::error_code ec;
-  co_await asio::async_write(socket_, asio::buffer(out_), asio::redirect_error(asio::use_awaitable, ec));
-  release_if_large(out_);
-  phase_ = was;
-  if (ec || closed_) {
-    close_socket();
-    co_return false;
-  }
-  co_return true;
-}
-
 // Closing a socket with unread input makes the kernel send RST, which can destroy the error
 // response before the client reads it (a client still uploading a rejected body is the common
 // case). So: stop sending, discard input for a short, bounded while, then close.
@@ -404,7 +346,11 @@ asio::awaitable<void> HttpConnection::linger_and_close() {
   set_deadline(Clock::now() + std::chrono::seconds(1));
   size_t discarded = 0;
   while (!closed_ && discarded < (1u << 20)) {
-    size_t n = co_await socket_.async_read_some(asio::buffer(rbuf_), asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket_.async_wait(asio::socket_base::wait_read, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec || closed_) break;
+    auto& buf = server_->read_buffer();
+    size_t n = socket_.read_some(asio::buffer(buf.data(), buf.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
     if (ec) break;
     discarded += n;
   }
@@ -465,7 +411,7 @@ void HttpConnection::drain() {
 void HttpConnection::force_close() { close_socket(); }
 
 size_t HttpConnection::retained_bytes() const {
-  return sizeof rbuf_ + out_.capacity() + req_.body.capacity() + req_.target.capacity() +
+  return pending_.capacity() + out_.capacity() + req_.body.capacity() + req_.target.capacity() +
          field_.capacity() + value_.capacity();
 }
 

@@ -17,6 +17,9 @@
 
 namespace dog::node {
 
+// True if every header name is a token and no value holds CR, LF or NUL.
+bool valid_response_headers(const http::Response& resp);
+
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
   HttpConnection(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::socket socket);
@@ -70,8 +73,14 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool closed_ = false;
 
   llhttp_t parser_;
-  size_t in_off_ = 0;  // rbuf_[in_off_, in_len_) is read but not yet parsed
+  // Input: in_[in_off_, in_len_) is read but not yet parsed. in_ points into the loop's shared
+  // read buffer while parsing runs synchronously, and into pending_ (our own copy) across any
+  // co_await; an idle connection holds no read buffer.
+  const char* in_ = nullptr;
+  size_t in_off_ = 0;
   size_t in_len_ = 0;
+  std::string pending_;
+  void keep_unparsed();
   std::string out_;
   Clock::time_point header_deadline_;
   Clock::time_point body_deadline_;  // total time for a request body (HttpConfig::body_timeout)
@@ -88,7 +97,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool keep_alive_ = true;
   int reject_status_ = 0;
   const char* reject_why_ = "";
-  char rbuf_[16 << 10];
 };
 
 }  // namespace dog::node

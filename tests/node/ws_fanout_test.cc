@@ -145,3 +145,33 @@ TEST_CASE("idle WebSockets hold no read buffer of their own", "[ws][fanout]") {
   INFO("bytes held by 50 idle sockets: " << held);
   CHECK(held / 50 < 1024);
 }
+
+TEST_CASE("idle HTTP keep-alive connections hold no read buffer either", "[http][fanout]") {
+  Loop loop;
+  HttpServer server(loop, HttpConfig::testing(), [](Request& req) -> asio::awaitable<Response> {
+    co_return Response::text(200, "ok " + std::string(req.path()));
+  });
+  size_t held = 0, open = 0;
+  std::string pipelined;
+  with_server(loop, server, [&](uint16_t port) {
+    std::vector<std::unique_ptr<dog::test::RawClient>> clients;
+    for (int i = 0; i < 20; ++i) {
+      clients.push_back(std::make_unique<dog::test::RawClient>(port));
+      clients.back()->send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+      clients.back()->read_until("ok /a");
+    }
+    // Pipelined requests still work: the unparsed rest survives the handler's await.
+    clients[0]->send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    pipelined = clients[0]->read_until("ok /3");
+    REQUIRE(eventually(loop, [&] {
+      held = server.buffer_bytes();
+      open = server.stats().connections_open;
+      return true;
+    }));
+  });
+  INFO("bytes held by " << open << " idle connections: " << held);
+  CHECK(open == 20);
+  CHECK(held / 20 < 1024);
+  CHECK(pipelined.find("ok /1") < pipelined.find("ok /2"));
+  CHECK(pipelined.find("ok /2") < pipelined.find("ok /3"));
+}
