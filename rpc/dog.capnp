@@ -192,6 +192,11 @@ interface Node {
   # ownership moves, so later lookups find it. With `group` set, `target` is a Replica of that
   # Group whose node died: the receiver (the Group id's new owner) re-creates the Group and
   # adopts the Replica with the slot counts in `report`, so `limit` holds after a failover.
+
+  lookup @15 (target :ObjectRef) -> (host :Text);
+  # Where a live activation of `target` is, as far as this node knows: itself, a node that
+  # registered it, or "" (unknown). A node that has just become an id's owner asks the id's
+  # previous owner before activating anything, so a join never makes a second copy.
 }
 
 struct Route {

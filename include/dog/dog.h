@@ -208,8 +208,11 @@ class Socket {
   Replica* replica_ = nullptr;
   std::string uid_;
   std::shared_ptr<http::WebSocket> ws_;
+  // Sends an already serialized text message (the node's fan-out path).
+  void send_text(std::string body);
   std::vector<std::string> pending_;  // sends before the upgrade completed
   bool closing_ = false;
+  bool indexed_ = false;  // in the node's socket index (a client on this node)
   uint16_t close_code_ = 1000;
   std::string close_reason_;
 };

@@ -50,6 +50,9 @@ struct Request {
   Headers headers;
   std::string body;     // the whole body, de-chunked; bounded by the server's body limit
   uint64_t id = 0;      // server-assigned, unique per process, for logs
+  // Set by the runtime on a request that another node forwarded (its client socket, if it
+  // upgrades, lives on that node). Never set from anything a client sends.
+  bool relayed = false;
 
   std::string_view path() const;
   std::string_view query() const;

@@ -100,6 +100,13 @@ std::optional<std::string> GroupCore::mapping(std::string_view rid) const {
   return it == mapping_.end() ? std::nullopt : std::optional<std::string>(it->second);
 }
 
+std::vector<std::string> GroupCore::rids_of(std::string_view sid) const {
+  std::vector<std::string> out;
+  for (const auto& [rid, s] : mapping_)
+    if (s == sid) out.push_back(rid);
+  return out;
+}
+
 std::vector<std::string> GroupCore::replicas() const {
   std::vector<std::string> out;
   for (const auto& k : kids_) out.push_back(k.sid);

@@ -47,6 +47,8 @@ class GroupCore {
   std::optional<int> count(std::string_view sid) const;
   std::optional<std::string> mapping(std::string_view rid) const;
   std::vector<std::string> replicas() const;  // creation order
+  // The request ids mapped to `sid`.
+  std::vector<std::string> rids_of(std::string_view sid) const;
   const std::optional<std::string>& current() const { return current_; }
 
  private:

@@ -56,10 +56,6 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
     if (overflow) s->close(1008, "too many messages before the upgrade");
     else if (pending_close) s->close(pending_close->first, pending_close->second);
     else if (gone) s->close(1012, "replica gone");
-    if (route && route->group_ns && *rt_alive) {
-      rt->attach_client(*route->group_ns, route->gid, route->group_node, route->rid, s);
-      attached = true;
-    }
   }
 
   void on_message(const std::shared_ptr<http::WebSocket>& s, std::string_view data, bool text) override {
@@ -85,7 +81,7 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
   void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view reason) override {
     if (closed) return;
     closed = true;
-    if (attached && route && *rt_alive) rt->detach_client(route->gid, route->rid, ws_key);
+    if (attached && route && *rt_alive) rt->detach_client(route->gid, route->rid, this);
     attached = false;
     if (from_client) {
       auto req = from_client->closeRequest();
@@ -296,6 +292,15 @@ void bind_entry_relay(Runtime::EntryRelay& relay, rpc::wire::WsSink::Client from
 }
 
 void abandon_entry_relay(Runtime::EntryRelay& relay) { relay.closed = true; }
+
+void relay_deliver(Runtime::EntryRelay& relay, std::string_view text) { relay.deliver(text, true); }
+
+Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryRelay>& relay) {
+  auto route = relay->route;
+  if (!route || !route->group_ns || route->gid.empty()) co_return;
+  relay->attached = true;
+  co_await rt.attach_client(*route->group_ns, route->gid, route->group_node, route->rid, {}, relay, relay.get());
+}
 
 void close_entry_relay(Runtime::EntryRelay& relay, uint16_t code, const std::string& reason) {
   relay.gone = true;

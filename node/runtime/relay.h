@@ -34,6 +34,10 @@ rpc::wire::WsSink::Client make_client_sink(const std::shared_ptr<Runtime::EntryR
 std::shared_ptr<http::WebSocketHandler> as_handler(const std::shared_ptr<Runtime::EntryRelay>& relay);
 // The Replica accepted: `from_client` takes the client's messages; `node` hosts the Replica.
 void bind_entry_relay(Runtime::EntryRelay& relay, rpc::wire::WsSink::Client from_client, const std::string& node);
+// Indexes the relay's client under its Group before the 101 (see Runtime::attach_client).
+Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryRelay>& relay);
+// A cast for the relay's client (buffered until the client socket is open).
+void relay_deliver(Runtime::EntryRelay& relay, std::string_view text);
 // The Replica refused the upgrade (a plain response went back instead).
 void abandon_entry_relay(Runtime::EntryRelay& relay);
 // Closes the client socket with `code` (the Replica's node is gone).

@@ -155,6 +155,7 @@ Task<Runtime::FetchOutcome> Runtime::fetch_remote(const std::string& node, Names
     if (o.socket && o.fo.response.status == 101) {
       bind_entry_relay(*relay, std::move(*o.socket), node);
       track_relay(node, relay);
+      co_await attach_entry_relay(*this, relay);
       o.fo.response = Response::accept_websocket(as_handler(relay));
     } else {
       abandon_entry_relay(*relay);
@@ -174,13 +175,17 @@ void Runtime::track_relay(const std::string& node, const std::shared_ptr<EntryRe
 
 void Runtime::release_slot(Namespace& group_ns, const std::string& gid, const std::string& group_node,
                            const std::string& sid, const std::string& rid, bool empty) {
-  if (!cluster_ || group_node == self_ || group_node.empty()) {
-    if (rid.empty() && empty) forget_replica_at_group(group_ns, gid, sid);
-    else group_close(group_ns, gid, sid, rid, empty);
-    return;
+  std::string to = group_node;
+  if (!cluster_ || to == self_ || to.empty()) {
+    to = find_group(gid) ? std::string() : moved_to(gid);  // handed over: forward
+    if (to.empty()) {
+      if (rid.empty() && empty) forget_replica_at_group(group_ns, gid, sid);
+      else group_close(group_ns, gid, sid, rid, empty);
+      return;
+    }
   }
   std::string gns = group_ns.name();
-  fire(group_node, [gns, gid, sid, rid, empty](Node::Client client) {
+  fire(to, [gns, gid, sid, rid, empty](Node::Client client) {
     auto req = client.releaseSlotRequest();
     wire::set_ref(req.initGroup(), gns, gid);
     req.setReplica(wire::bytes_of_hex(sid));
@@ -286,7 +291,22 @@ void Runtime::send_cast(const std::string& gid, const std::string& group_node, N
 
 void Runtime::group_cast(const std::string& gid, rpc::wire::GroupCast::Reader cast) {
   GroupHost* host = find_group(gid);
-  if (!host) return;  // the Group is gone: nobody holds its sockets
+  if (!host) {
+    // Handed over: forward to where it went (once; the new node hosts it). Else it is gone and
+    // nobody holds its sockets.
+    std::string to = moved_to(gid);
+    if (to.empty()) return;
+    auto copy = kj::heap<capnp::MallocMessageBuilder>();
+    copy->setRoot(cast);
+    auto* raw = copy.get();
+    ++stats_.casts_sent;
+    fire(to, [raw, held = kj::mv(copy)](Node::Client client) mutable {
+      auto req = client.groupCastRequest();
+      req.setCast(raw->getRoot<rpc::wire::GroupCast>().asReader());
+      return req.send().ignoreResult();
+    });
+    return;
+  }
   const bool whisper = cast.getKind() == rpc::wire::CastKind::WHISPER;
   std::string target = cast.getTarget();
   std::vector<std::string> nodes;
@@ -323,8 +343,11 @@ void Runtime::deliver_cast(rpc::wire::GroupCast::Reader cast) {
   for (const auto& c : clients) {
     bool hit = kind == rpc::wire::CastKind::WHISPER ? c.rid == target : (self_too || c.rid != sender);
     if (!hit) continue;
-    if (auto ws = c.ws.lock()) {
-      ws->send(text, true);
+    if (auto s = c.local.lock()) {
+      s->send_text(std::string(text));
+      ++stats_.casts_delivered;
+    } else if (auto r = c.relay.lock()) {
+      relay_deliver(*r, text);
       ++stats_.casts_delivered;
     }
   }
@@ -332,18 +355,18 @@ void Runtime::deliver_cast(rpc::wire::GroupCast::Reader cast) {
 
 // ---- client sockets and subscriptions ------------------------------------------------------
 
-void Runtime::attach_client(Namespace& group_ns, const std::string& gid, const std::string& group_node,
-                            const std::string& rid, const std::shared_ptr<http::WebSocket>& ws) {
+Task<void> Runtime::attach_client(Namespace& group_ns, std::string gid, std::string group_node, std::string rid,
+                                  std::weak_ptr<Socket> local, std::weak_ptr<EntryRelay> relay, const void* key) {
   auto& g = clients_[gid];
   g.group_node = group_node;
   g.group_ns = &group_ns;
-  g.clients.push_back({rid, ws, ws.get()});
+  g.clients.push_back({rid, std::move(local), std::move(relay), key});
   if (!cluster_ || group_node == self_ || group_node.empty()) {
     subscribe(gid, rid, self_, +1);
-    return;
+    co_return;
   }
   std::string gns = group_ns.name(), self = self_;
-  fire(group_node, [gns, gid, rid, self](Node::Client client) {
+  auto p = cluster_->rpc().call(group_node, kFireDeadline, [gns, gid, rid, self](Node::Client client) {
     auto req = client.subscribeRequest();
     wire::set_ref(req.initGroup(), gns, gid);
     req.setRequestId(rid);
@@ -351,14 +374,21 @@ void Runtime::attach_client(Namespace& group_ns, const std::string& gid, const s
     req.setDelta(1);
     return req.send().ignoreResult();
   });
+  try {
+    co_await node::await_kj(loop_, std::move(p));
+  } catch (const node::KjError& e) {
+    // The Group's node is unreachable: node_gone() re-subscribes with its successor.
+    ++stats_.remote_errors;
+    std::fprintf(stderr, "dog: subscribe at %s failed: %s\n", group_node.c_str(), e.what());
+  }
 }
 
-void Runtime::detach_client(const std::string& gid, const std::string& rid, const http::WebSocket* ws) {
+void Runtime::detach_client(const std::string& gid, const std::string& rid, const void* key) {
   auto it = clients_.find(gid);
   if (it == clients_.end()) return;
   auto& list = it->second.clients;
   auto before = list.size();
-  std::erase_if(list, [&](const Client& c) { return c.key == ws; });
+  std::erase_if(list, [&](const Client& c) { return c.key == key; });
   if (list.size() == before) return;
   std::string group_node = it->second.group_node;
   Namespace* gns = it->second.group_ns;
@@ -380,7 +410,22 @@ void Runtime::detach_client(const std::string& gid, const std::string& rid, cons
 
 void Runtime::subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta) {
   GroupHost* host = find_group(gid);
-  if (!host) return;
+  if (!host) {
+    std::string to = moved_to(gid);
+    Namespace* gns = nullptr;
+    if (auto c = clients_.find(gid); c != clients_.end()) gns = c->second.group_ns;
+    if (to.empty() || !gns) return;
+    std::string gname = gns->name();
+    fire(to, [gname, gid, rid, node, delta](Node::Client client) {
+      auto req = client.subscribeRequest();
+      wire::set_ref(req.initGroup(), gname, gid);
+      req.setRequestId(rid);
+      req.setNode(node);
+      req.setDelta(delta);
+      return req.send().ignoreResult();
+    });
+    return;
+  }
   auto& rids = host->subscribers[node];
   int& n = rids[rid];
   n += delta;
@@ -390,9 +435,94 @@ void Runtime::subscribe(const std::string& gid, const std::string& rid, const st
 
 // ---- failover and the directory ------------------------------------------------------------
 
-void Runtime::register_host(const std::string& hex, const std::string& host) {
-  if (host.empty() || host == self_) return;
+bool Runtime::register_host(const std::string& hex, const std::string& host) {
+  if (host.empty() || host == self_) return true;
+  if (find_group(hex)) return false;  // two activations: ours (the owner's) is kept
   directory_[hex] = host;
+  return true;
+}
+
+std::string Runtime::known_host(const std::string& hex) const {
+  for (const auto& [name, cls] : classes_)
+    if (cls.groups.count(hex) || cls.replicas.count(hex)) return self_;
+  auto it = directory_.find(hex);
+  return it == directory_.end() ? std::string() : it->second;
+}
+
+std::string Runtime::moved_to(const std::string& gid) const {
+  if (!cluster_) return {};
+  auto it = directory_.find(gid);
+  if (it == directory_.end() || it->second == self_ || !cluster_->is_member(it->second)) return {};
+  return it->second;
+}
+
+Task<std::string> Runtime::ask_previous_owner(const Namespace& ns, const std::string& hex) {
+  auto id = wire::id_of(hex);
+  if (!id || !cluster_) co_return std::string();
+  auto ranked = cluster_->table().successors(*id, 2);
+  if (ranked.size() < 2) co_return std::string();
+  std::string prev(ranked[1].node_id);
+  if (prev == self_) co_return std::string();
+  std::string nsn = ns.name();
+  auto p = cluster_->rpc().call(prev, 2 * kj::SECONDS, [nsn, hex](Node::Client client) {
+    auto req = client.lookupRequest();
+    wire::set_ref(req.initTarget(), nsn, hex);
+    return req.send().then([](capnp::Response<Node::LookupResults> r) { return std::string(r.getHost()); });
+  });
+  try {
+    std::string host = co_await node::await_kj(loop_, std::move(p));
+    if (!host.empty() && cluster_->is_member(host)) co_return host;
+  } catch (const node::KjError&) {
+    // Unreachable or dead: nothing lives there that we could reach anyway.
+  }
+  co_return std::string();
+}
+
+void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const std::string& to) {
+  Class& gc = class_of(group_ns);
+  auto it = gc.groups.find(gid);
+  if (it == gc.groups.end() || to == self_) return;
+  GroupHost& h = *it->second;
+  if (h.identifying || h.inflight > 0 || !h.waiters.empty()) return;  // busy: the next view change retries
+  std::string gns = group_ns.name(), cns = h.child ? h.child->name() : std::string();
+  for (const auto& sid : h.core.replicas()) {
+    auto n = h.replica_node.find(sid);
+    std::string host = n == h.replica_node.end() ? self_ : n->second;
+    int count = h.core.count(sid).value_or(0);
+    auto rids = h.core.rids_of(sid);
+    fire(to, [gns, cns, gid, sid, host, count, rids](Node::Client client) {
+      auto req = client.registerActivationRequest();
+      wire::set_ref(req.initTarget(), cns, sid);
+      req.setHost(host);
+      wire::set_ref(req.initGroup(), gns, gid);
+      auto rep = req.initReport();
+      rep.setReplicaCount(count);
+      auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
+      for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
+      return req.send().ignoreResult();
+    });
+  }
+  for (const auto& [node, rids] : h.subscribers)
+    for (const auto& [rid, n] : rids) {
+      std::string nd = node, r = rid;
+      int delta = n;
+      fire(to, [gns, gid, nd, r, delta](Node::Client client) {
+        auto req = client.subscribeRequest();
+        wire::set_ref(req.initGroup(), gns, gid);
+        req.setRequestId(r);
+        req.setNode(nd);
+        req.setDelta(delta);
+        return req.send().ignoreResult();
+      });
+    }
+  gc.groups.erase(it);
+  directory_[gid] = to;
+  for (auto& [name, cls] : classes_)
+    if (!cls.is_group)
+      for (auto& [sid, rep] : cls.replicas)
+        if (rep->state_->gid == gid) rep->state_->group_node = to;
+  if (auto c = clients_.find(gid); c != clients_.end()) c->second.group_node = to;
+  std::fprintf(stderr, "dog: group %s handed over to %s\n", gid.substr(0, 12).c_str(), to.c_str());
 }
 
 void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& sid,
@@ -418,12 +548,27 @@ void Runtime::view_changed() {
       std::string owner = cluster_->owner(*id);
       if (owner == self_) continue;
       std::string ns = name, self = self_;
-      fire(owner, [ns, hex, self](Node::Client client) {
-        auto req = client.registerActivationRequest();
-        wire::set_ref(req.initTarget(), ns, hex);
-        req.setHost(self);
-        return req.send().ignoreResult();
-      });
+      auto alive = alive_;
+      bool is_group = cls.is_group;
+      Namespace* gns = cls.ns.get();
+      cluster_->rpc()
+          .call(owner, kFireDeadline,
+                [ns, hex, self](Node::Client client) {
+                  auto req = client.registerActivationRequest();
+                  wire::set_ref(req.initTarget(), ns, hex);
+                  req.setHost(self);
+                  return req.send().then([](capnp::Response<Node::RegisterActivationResults> r) {
+                    return r.getResult().isConflict();
+                  });
+                })
+          .then(
+              [this, alive, is_group, gns, hex, owner](bool conflict) {
+                // Two activations (a partition healed, or a join raced an identify): the
+                // owner's copy is kept and ours joins it.
+                if (*alive && conflict && is_group) hand_over_group(*gns, hex, owner);
+              },
+              [](kj::Exception&&) {})
+          .detach([](kj::Exception&&) {});
     }
   }
 }

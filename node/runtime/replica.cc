@@ -112,8 +112,9 @@ void Replica::State::touch() {
 
 // ---- Socket --------------------------------------------------------------------------------
 
-void Socket::send(const Json& msg) {
-  std::string body = Runtime::serialize(msg);
+void Socket::send(const Json& msg) { send_text(Runtime::serialize(msg)); }
+
+void Socket::send_text(std::string body) {
   if (ws_) {
     ws_->send(body, true);
   } else if (!closing_) {
@@ -162,7 +163,7 @@ class SocketAdapter final : public http::WebSocketHandler {
 
   ~SocketAdapter() override {
     // The upgrade never completed (the client vanished before the 101): clean up as an error.
-    if (!opened_ && !closed_) spawn_closer(replica_, socket_, true, nullptr);
+    if (!opened_ && !closed_) spawn_closer(replica_, socket_, true, socket_->indexed_);
   }
 
   void on_open(const std::shared_ptr<http::WebSocket>& ws) override {
@@ -171,13 +172,6 @@ class SocketAdapter final : public http::WebSocketHandler {
     for (auto& m : socket_->pending_) ws->send(m, true);
     socket_->pending_.clear();
     if (socket_->closing_) ws->close(socket_->close_code_, socket_->close_reason_);
-    // A client connected to this node: the node's socket index serves the group's casts. (A
-    // relayed client is indexed by its entry node instead.)
-    auto& st = *replica_->state_;
-    if (!is_relay_socket(*ws) && !st.gid.empty() && st.parent_ns && ws->is_open()) {
-      st.rt->attach_client(*st.parent_ns, st.gid, st.group_node, socket_->uid(), ws);
-      indexed_ = ws.get();
-    }
   }
 
   // Each message runs onmessage as its own task (DOG does not await it either), so a slow hook
@@ -210,12 +204,12 @@ class SocketAdapter final : public http::WebSocketHandler {
   void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view) override {
     if (closed_) return;
     closed_ = true;
-    spawn_closer(replica_, socket_, is_error_close(code), indexed_);
+    spawn_closer(replica_, socket_, is_error_close(code), socket_->indexed_);
   }
 
   // onclose/onerror with the socket still in the pool, then leave the pool and give the slot back.
   static void spawn_closer(std::shared_ptr<Replica> rep, std::shared_ptr<Socket> sock, bool error,
-                           const http::WebSocket* indexed) {
+                           bool indexed) {
     auto alive = rep->state_->rt_alive;
     if (!*alive) return;  // the runtime is gone: nothing left to release
     asio::co_spawn(
@@ -229,7 +223,7 @@ class SocketAdapter final : public http::WebSocketHandler {
           }
           if (!*alive) co_return;
           auto state = rep->state_;
-          if (indexed) state->rt->detach_client(state->gid, sock->uid(), indexed);
+          if (indexed) state->rt->detach_client(state->gid, sock->uid(), sock.get());
           bool empty = state->remove_socket(sock);
           state->release(sock->uid(), empty);
           sock->close();
@@ -250,7 +244,6 @@ class SocketAdapter final : public http::WebSocketHandler {
   std::shared_ptr<Flow> flow_ = std::make_shared<Flow>();
   bool opened_ = false;
   bool closed_ = false;
-  const http::WebSocket* indexed_ = nullptr;  // the key in the node's socket index, if indexed
 };
 
 // ---- Replica -------------------------------------------------------------------------------
@@ -280,6 +273,13 @@ Task<Response> Replica::connect(Request& req) {
   // broadcast from inside onopen do not reach the new socket; its own send() is queued.
   co_await onopen(*socket);
   state_->add_socket(socket);
+  // A client connected to this node joins the node's index (the group's casts reach it) before
+  // the 101; a relayed client is indexed by its entry node instead.
+  if (!req.relayed && !state_->gid.empty() && state_->parent_ns) {
+    socket->indexed_ = true;
+    co_await state_->rt->attach_client(*state_->parent_ns, state_->gid, state_->group_node, socket->uid_, socket, {},
+                                      socket.get());
+  }
   co_return Response::accept_websocket(std::make_shared<SocketAdapter>(self, socket));
 }
 

@@ -255,6 +255,13 @@ Task<Runtime::IdentifyAnswer> Runtime::identify_here(Namespace& group_ns, const 
       co_return IdentifyAnswer{{}, {}, it->second};
     std::string owner = locate(group_ns, gid);
     if (owner != self_) co_return IdentifyAnswer{{}, {}, owner};
+    // Ours, but unknown here: the node that owned it before may still host it (a join never
+    // moves a live object). Ask it before making a second copy.
+    std::string prev = co_await ask_previous_owner(group_ns, gid);
+    if (!prev.empty() && prev != self_ && !gc.groups.count(gid)) {
+      directory_[gid] = prev;
+      co_return IdentifyAnswer{{}, {}, prev};
+    }
   }
   GroupHost& host = group_host(group_ns, gid);
   auto keep = gc.groups[gid];  // the host outlives the awaits below

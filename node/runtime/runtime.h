@@ -72,6 +72,7 @@ struct Stub::Identity {
 
 class Runtime {
  public:
+  struct EntryRelay;  // relay.cc: the entry node's end of a relayed WebSocket
   // `cluster` may be null (one node); it must outlive the runtime's use of it.
   Runtime(node::Loop& loop, RuntimeConfig config, ClusterPort* cluster = nullptr);
   // Attaches the cluster once it has started (its node name is known then). REQUIRES: no object
@@ -115,10 +116,13 @@ class Runtime {
   void group_cast(const std::string& gid, rpc::wire::GroupCast::Reader cast);
   // Node-side: deliver a cast to this node's client sockets of the group.
   void deliver_cast(rpc::wire::GroupCast::Reader cast);
-  // Entry-side: a client socket of (gid, rid) opened or closed on this node.
-  void attach_client(Namespace& group_ns, const std::string& gid, const std::string& group_node,
-                     const std::string& rid, const std::shared_ptr<http::WebSocket>& ws);
-  void detach_client(const std::string& gid, const std::string& rid, const http::WebSocket* ws);
+  // Entry side: a client socket of (gid, rid) on this node joins the node's index before its
+  // 101 is sent, and the Group's node has counted it when this returns, so no cast sent after
+  // the client sees its socket open can miss it. `local` is the Replica's socket (a Replica on
+  // this node), or `relay` the relay to a Replica elsewhere; `key` identifies the entry.
+  Task<void> attach_client(Namespace& group_ns, std::string gid, std::string group_node, std::string rid,
+                           std::weak_ptr<Socket> local, std::weak_ptr<EntryRelay> relay, const void* key);
+  void detach_client(const std::string& gid, const std::string& rid, const void* key);
   void subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta);
   // Slot release at the Group, wherever it lives (fire and forget). Empty `rid` and `empty`
   // set: the Replica is gone, forget it.
@@ -131,7 +135,13 @@ class Runtime {
   // rebuild the Groups it hosted from the Replicas here.
   void node_gone(const std::string& node);
   // Directory: `host` holds a live activation of `hex` (an object this node owns the id of).
-  void register_host(const std::string& hex, const std::string& host);
+  // False if this node holds one too: the caller must hand its copy over (hand_over_group).
+  bool register_host(const std::string& hex, const std::string& host);
+  // Where this node knows a live activation of `hex` to be: self, a registered host, or "".
+  std::string known_host(const std::string& hex) const;
+  // Gives the Group `gid` (hosted here) to `to` with its state: each Replica's slots and request
+  // ids, and which nodes hold its sockets. Afterwards this node forwards what still reaches it.
+  void hand_over_group(Namespace& group_ns, const std::string& gid, const std::string& to);
   // Failover: the Replica `sid` on `host` belongs to Group `gid`, whose node died; this node
   // owns the Group's id now and re-creates it with the Replica's slot counts.
   void adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& sid, const std::string& host,
@@ -149,7 +159,6 @@ class Runtime {
   ObjectId place_new(const Namespace& child) const;
   // Relays: the entry node keeps the client sinks it serves, by Replica node, to close them
   // with 1012 when that node dies.
-  struct EntryRelay;
   void track_relay(const std::string& node, const std::shared_ptr<EntryRelay>& r);
 
   // Instances, created on first use (two-phase: construct, set uid, link).
@@ -237,6 +246,10 @@ class Runtime {
                  rpc::wire::CastKind kind, const std::string& sender, bool self_too, const std::string& target,
                  const std::string& body);
   GroupHost* find_group(const std::string& gid);
+  // The node a Group that is not here moved to (directory), or "".
+  std::string moved_to(const std::string& gid) const;
+  // Before activating an id this node owns but does not know: ask its previous owner.
+  Task<std::string> ask_previous_owner(const Namespace& ns, const std::string& hex);
   void forget_replica_at_group(Namespace& group_ns, const std::string& gid, const std::string& sid);
 
   node::Loop& loop_;
@@ -251,8 +264,9 @@ class Runtime {
   // Entry side: client sockets by Group, for deliver_cast.
   struct Client {
     std::string rid;
-    std::weak_ptr<http::WebSocket> ws;
-    const http::WebSocket* key = nullptr;
+    std::weak_ptr<Socket> local;
+    std::weak_ptr<EntryRelay> relay;
+    const void* key = nullptr;
   };
   struct ClientGroup {
     std::string group_node;

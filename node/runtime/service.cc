@@ -2,6 +2,7 @@
 // peer is authenticated but its bytes are still parsed with care: bad ids and unknown
 // namespaces are refused with FAILED), then runs the runtime's coroutine and answers when it
 // completes. A call cancelled by the peer stops touching the call's context.
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <kj/debug.h>
 
@@ -121,6 +122,7 @@ class NodeService final : public Node::Server {
     auto to = std::make_shared<std::optional<rpc::wire::WsSink::Client>>();
     if (p.hasToClient()) *to = p.getToClient();
     auto req = wire::request_of(p.getHead(), p.getBody());
+    req.relayed = p.hasToClient();
     return serve(rt_, fetch_owned(rt_, t.ns, t.hex, std::move(req), route),
                  [this, context, to](Response res) mutable {
                    auto out = context.getResults().initResult().initResponse();
@@ -198,7 +200,8 @@ class NodeService final : public Node::Server {
     int delta = p.getDelta();
     if (delta > 0 && !rt_.group_core(*t.ns, t.hex) && rt_.locate(*t.ns, t.hex) == rt_.self_node())
       rt_.group(*t.ns, t.hex);  // a Group re-created after a failover: its sockets come first
-    rt_.subscribe(t.hex, p.getRequestId(), p.getNode(), delta > 0 ? 1 : -1);
+    constexpr int kMaxDelta = 1 << 20;  // a hand-over moves a whole count at once
+    rt_.subscribe(t.hex, p.getRequestId(), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta));
     return kj::READY_NOW;
   }
 
@@ -224,10 +227,19 @@ class NodeService final : public Node::Server {
       std::vector<std::string> rids;
       for (auto r : p.getReport().getRequestIds()) rids.emplace_back(r);
       rt_.adopt_replica(*g.ns, g.hex, t.hex, p.getHost(), p.getReport().getReplicaCount(), rids);
+      context.getResults().initResult().setOk();
+    } else if (rt_.register_host(t.hex, p.getHost())) {
+      context.getResults().initResult().setOk();
     } else {
-      rt_.register_host(t.hex, p.getHost());
+      context.getResults().initResult().setConflict(rt_.self_node());
     }
-    context.getResults().initResult().setOk();
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> lookup(LookupContext context) override {
+    check();
+    Target t = target_of(rt_, context.getParams().getTarget());
+    context.getResults().setHost(rt_.known_host(t.hex));
     return kj::READY_NOW;
   }
 

@@ -35,6 +35,7 @@ struct Shared {
 struct FakePort final : ClusterPort {
   std::string name;
   Shared* shared = nullptr;
+  std::optional<std::vector<std::string>> view;  // this node's own member list (a partition)
   rpc::ConnectionManager* mgr = nullptr;
   std::optional<routing::RoutingTable> tbl;
   uint64_t epoch = 0;
@@ -42,7 +43,7 @@ struct FakePort final : ClusterPort {
   void rebuild() {
     routing::View v;
     v.epoch = ++epoch;
-    for (auto& m : shared->members) v.members.push_back({m, 1.0});
+    for (auto& m : members()) v.members.push_back({m, 1.0});
     auto r = routing::RoutingTable::build(v);
     REQUIRE(r.table);
     tbl.emplace(std::move(*r.table));
@@ -50,9 +51,10 @@ struct FakePort final : ClusterPort {
   const std::string& self() const override { return name; }
   std::string owner(const routing::ObjectId& id) const override { return std::string(tbl->owner(id).node_id); }
   const routing::RoutingTable& table() const override { return *tbl; }
-  std::vector<std::string> members() const override { return shared->members; }
+  std::vector<std::string> members() const override { return view ? *view : shared->members; }
   bool is_member(const std::string& n) const override {
-    return std::find(shared->members.begin(), shared->members.end(), n) != shared->members.end();
+    auto m = members();
+    return std::find(m.begin(), m.end(), n) != m.end();
   }
   uint32_t load_of(const std::string& n) const override {
     auto it = shared->loads.find(n);
@@ -122,7 +124,42 @@ struct Cluster {
 
   explicit Cluster(int n) {
     for (int i = 0; i < n; ++i) shared.members.push_back("n" + std::to_string(i));
-    for (auto& name : shared.members) {
+    for (auto& name : shared.members) make_node(name);
+    connect_peers();
+  }
+  void connect_peers() {
+    for (auto& [a, na] : nodes)
+      for (auto& [b, nb] : nodes)
+        if (a != b) na->mgr->add_peer(b, tcp::endpoint(asio::ip::make_address("127.0.0.1"), nb->listen_port));
+  }
+  // A node joins: every node's view gains it; with `notify`, the runtimes hear of the change
+  // (without, the old nodes have not re-registered anything yet: the newcomer must ask).
+  void join(const std::string& name, bool notify = true) {
+    shared.members.push_back(name);
+    make_node(name);
+    connect_peers();
+    for (auto& [n, node] : nodes) {
+      node->port.rebuild();
+      if (notify) node->rt->view_changed();
+    }
+  }
+  // Each node sees only the members of its side; heal() ends it.
+  void partition(const std::vector<std::vector<std::string>>& sides) {
+    for (auto& side : sides)
+      for (auto& n : side) {
+        nodes.at(n)->port.view = side;
+        nodes.at(n)->port.rebuild();
+      }
+  }
+  void heal() {
+    for (auto& [n, node] : nodes) {
+      node->port.view.reset();
+      node->port.rebuild();
+    }
+    for (auto& [n, node] : nodes) node->rt->view_changed();
+  }
+  void make_node(const std::string& name) {
+    {
       auto node = std::make_unique<Node>();
       node->port.name = name;
       node->port.shared = &shared;
@@ -142,9 +179,6 @@ struct Cluster {
       node->listen_port = node->mgr->listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
       nodes[name] = std::move(node);
     }
-    for (auto& [a, na] : nodes)
-      for (auto& [b, nb] : nodes)
-        if (a != b) na->mgr->add_peer(b, tcp::endpoint(asio::ip::make_address("127.0.0.1"), nb->listen_port));
   }
   ~Cluster() {
     // Runtimes first: their pending work sees them gone and stops; then the connections.
@@ -188,6 +222,13 @@ struct Cluster {
   Runtime& rt(const std::string& n) { return *nodes.at(n)->rt; }
   std::string gid_hex() { return nodes.begin()->second->rt->env()["LOBBY"].id_from_name("lobby").hex(); }
   std::string group_owner() { return nodes.begin()->second->port.owner(*routing_id(gid_hex())); }
+  // The nodes that host a live copy of the lobby Group.
+  std::vector<std::string> group_hosts() {
+    std::vector<std::string> out;
+    for (auto& [n, node] : nodes)
+      if (node->rt->group_core(node->rt->env()["LOBBY"], gid_hex())) out.push_back(n);
+    return out;
+  }
   static std::optional<routing::ObjectId> routing_id(const std::string& hex) {
     return routing::id_from_string("LOBBY", hex).id;
   }
@@ -382,6 +423,87 @@ TEST_CASE("cluster: a node's death closes its relays with 1012 and the Group is 
       if (alive[i]->count("after") != 1) return false;
     return true;
   }));
+}
+
+TEST_CASE("cluster: a joining node that takes a Group's id moves nothing and makes no copy", "[cluster]") {
+  Cluster c(2);
+  std::vector<User> users;
+  for (int i = 0; i < 4; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 2)));
+  std::string before = c.group_owner();
+  // Find a new node name that wins the lobby's id (placement is deterministic in the name).
+  std::string newcomer;
+  for (int i = 2; i < 200 && newcomer.empty(); ++i) {
+    routing::View v;
+    v.epoch = 1;
+    for (auto& m : c.shared.members) v.members.push_back({m, 1.0});
+    v.members.push_back({"n" + std::to_string(i), 1.0});
+    auto t = routing::RoutingTable::build(v);
+    if (std::string(t.table->owner(*Cluster::routing_id(c.gid_hex())).node_id) == "n" + std::to_string(i))
+      newcomer = "n" + std::to_string(i);
+  }
+  REQUIRE(!newcomer.empty());
+  bool notify = GENERATE(false, true);
+  INFO("old nodes told of the join first: " << notify);
+  c.join(newcomer, notify);
+  REQUIRE(c.group_owner() == newcomer);
+  // A user entering through the newcomer reaches the live Group: still one copy, on its old node.
+  users.push_back(c.connect("late", newcomer));
+  CHECK(c.group_hosts() == std::vector<std::string>{before});
+  c.say(users[0], "b:welcome");
+  bool all = c.wait([&] {
+    for (size_t i = 1; i < users.size(); ++i)
+      if (users[i].count("welcome") != 1) return false;
+    return true;
+  });
+  for (auto& u : users) INFO(u.name << "@" << u.entry << " got " << u.count("welcome") << " open " << u.ws->open);
+  std::string report;
+  for (auto& u : users) report += u.name + "@" + u.entry + "=" + std::to_string(u.count("welcome")) + (u.ws->open ? " " : "(closed) ");
+  INFO(report << " group hosts " << c.group_hosts().size() << " before " << before);
+  REQUIRE(all);
+  for (auto& u : users) CHECK(u.ws->open);  // no socket was closed by the join
+}
+
+TEST_CASE("cluster: after a partition heals, a Group live on both sides becomes one", "[cluster]") {
+  Cluster c(3);
+  std::string owner = c.group_owner();
+  std::vector<std::string> others;
+  for (auto& m : c.shared.members)
+    if (m != owner) others.push_back(m);
+  // The owner's side alone, and the other two: each side activates the lobby.
+  c.partition({{owner}, others});
+  std::vector<User> users;
+  users.push_back(c.connect("a0", owner));
+  users.push_back(c.connect("a1", owner));
+  users.push_back(c.connect("b0", others[0]));
+  users.push_back(c.connect("b1", others[1]));
+  users.push_back(c.connect("b2", others[0]));
+  REQUIRE(c.group_hosts().size() == 2);
+
+  c.heal();
+  REQUIRE(c.wait([&] { return c.group_hosts() == std::vector<std::string>{owner}; }));
+  // The kept copy knows every Replica of both sides with its exact socket count.
+  REQUIRE(c.wait([&] {
+    auto* core = c.rt(owner).group_core(c.rt(owner).env()["LOBBY"], c.gid_hex());
+    int slots = 0;
+    for (auto& sid : core->replicas()) slots += core->count(sid).value_or(0);
+    return slots == 5;
+  }));
+  // One copy: a broadcast reaches every user exactly once, from either side.
+  c.say(users[2], "b:healed");
+  c.say(users[0], "b:healed2");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 0; i < users.size(); ++i) {
+      if (i != 2 && users[i].count("healed") != 1) return false;
+      if (i != 0 && users[i].count("healed2") != 1) return false;
+    }
+    return true;
+  }));
+  c.say(users[1], "b:marker");
+  REQUIRE(c.wait([&] { return users[0].count("marker") == 1 && users[4].count("marker") == 1; }));
+  for (size_t i = 0; i < users.size(); ++i) {
+    CHECK(users[i].count("healed") == (i == 2 ? 0 : 1));
+    CHECK(users[i].count("healed2") == (i == 0 ? 0 : 1));
+  }
 }
 
 }  // namespace dog::test
