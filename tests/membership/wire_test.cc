@@ -18,6 +18,8 @@ TEST_CASE("datagram round-trips through packed capnp") {
   u.incarnation = 5;
   u.addr = "10.0.0.3:7946";
   u.meta = Meta{"10.0.0.3:9000", "10.0.0.3:8080", "zone-1", 3, "dog 0.1"};
+  u.meta.load = 42;
+  u.session = 1764770000123456789ULL;
   d.updates.push_back(u);
   std::vector<uint8_t> bytes;
   encode(d, bytes);
@@ -31,7 +33,9 @@ TEST_CASE("datagram round-trips through packed capnp") {
   REQUIRE(r.updates.size() == 1);
   CHECK(r.updates[0].meta == u.meta);
   CHECK(r.updates[0].incarnation == 5);
-  CHECK(bytes.size() < 200);  // packed; the unpacked message is 336 B
+  CHECK(r.updates[0].session == u.session);
+  CHECK(r.updates[0].meta.load == 42);
+  CHECK(bytes.size() < 220);  // packed
 }
 
 TEST_CASE("decoder rejects truncated, garbage and over-limit input") {
@@ -66,8 +70,10 @@ TEST_CASE("push-pull round-trips member records") {
   p.join = true;
   p.want_reply = true;
   p.digest = 0xdeadbeef;
-  for (int i = 0; i < 100; ++i)
+  for (int i = 0; i < 100; ++i) {
     p.members.push_back(MemberInfo{"n" + std::to_string(i), "addr", static_cast<uint64_t>(i), MemberState::kSuspect, Meta{}});
+    p.members.back().session = 1000 + i;
+  }
   std::vector<uint8_t> bytes;
   encode(p, bytes);
   PushPull r;
@@ -75,6 +81,7 @@ TEST_CASE("push-pull round-trips member records") {
   CHECK(r.members.size() == 100);
   CHECK(r.members[42].incarnation == 42);
   CHECK(r.members[42].state == MemberState::kSuspect);
+  CHECK(r.members[42].session == 1042);
   CHECK(r.digest == 0xdeadbeef);
   WireLimits few;
   few.max_members = 10;
