@@ -18,6 +18,9 @@
 //   own view.
 // * Errors: start() throws ClusterError with one line fit for the operator (bad address, cannot
 //   bind, bad key file); a join that no seed answers within `join_timeout` rejects joined().
+// * Operator lines on stderr: nothing until joined (so a failed start prints only its error),
+//   then "dog: cluster node NAME on ADDR (...)" and "dog: cluster members N", and that member
+//   line again whenever the count changes or a member is replaced.
 #pragma once
 
 #include <array>
@@ -108,7 +111,8 @@ class Cluster {
   // address); rejects after join_timeout with a kj::Exception (FAILED) whose description is one
   // operator line (ClusterError::Kind::kJoinTimeout is the only cause). May be called again.
   kj::Promise<void> joined();
-  // Graceful leave; `done` runs once the leave has propagated (or at `deadline`).
+  // Graceful leave; `done` runs once the leave has propagated (or at `deadline`), from a later
+  // loop turn. Every caller's `done` runs; the earliest deadline wins. Stops join retries.
   void leave(std::chrono::milliseconds deadline, std::function<void()> done);
 
   const std::string& self() const;
@@ -124,8 +128,9 @@ class Cluster {
   // The session of a member, if it is one.
   std::optional<uint64_t> session_of(const std::string& node) const;
 
-  // The load this node publishes (its live Replica count); gossiped in membership metadata,
-  // rate-limited. load_of() is what a member last published (0 if unknown).
+  // The load this node publishes (its live Replica count); gossiped in membership metadata
+  // (Meta.load), at most one set_meta per second and only on change: the latest value wins.
+  // load_of() is what a member last published (0 if unknown).
   void publish_load(uint32_t replicas);
   uint32_t load_of(const std::string& node) const;
 
