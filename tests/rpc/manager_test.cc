@@ -306,8 +306,10 @@ TEST_CASE("rpc manager: simultaneous dials settle on one connection per pair", "
   REQUIRE(wait_until(loop, [&] {
     return a.manager->connection_count() == 1 && b.manager->connection_count() == 1;
   }));
-  CHECK(a.manager->stats().retired == 1);
-  CHECK(b.manager->stats().retired == 1);
+  // Both found the duplicate; whichever retired it first closed it for the other too.
+  CHECK(a.manager->stats().duplicates == 1);
+  CHECK(b.manager->stats().duplicates == 1);
+  CHECK(a.manager->stats().retired + b.manager->stats().retired >= 1);
   // The survivor carries calls both ways.
   CHECK(deliver(*a.manager, target_of(1), echo("1"), always("b"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:1");
   CHECK(deliver(*b.manager, target_of(1), echo("2"), always("a"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:2");
