@@ -287,3 +287,19 @@ TEST_CASE("cluster: --advertise is what peers dial, and the default name", "[clu
   CHECK(r[0].ok);
   CHECK(r[0].reply == o.advertise + ":x");
 }
+
+TEST_CASE("cluster: seeds are retried until one answers (a seed that starts later)", "[cluster]") {
+  Loop loop;
+  auto key = key_file(generate_key() + "\n");
+  uint16_t port = 0;
+  {
+    asio::ip::udp::socket probe(loop.io(), asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = probe.local_endpoint().port();
+  }
+  const std::string seed = "127.0.0.1:" + std::to_string(port);
+  // b's first join attempt runs inside start(), before the seed exists: it is refused.
+  TestNode b(loop, "b", key, {seed});
+  TestNode a(loop, "a", key, {}, seed);
+  b.cluster->joined().wait(loop.wait_scope());
+  REQUIRE(wait_until(loop, [&] { return a.cluster->is_member("b") && b.cluster->is_member("a"); }));
+}
