@@ -138,6 +138,7 @@ async def scenario(args, nodes, hosts):
         code = await asyncio.get_running_loop().run_in_executor(None, lambda: victim.proc.wait(30))
         check(code == 0, "drain: the node exits 0 (%s)" % code)
         closed = [s for s in load.sessions() if s.node == 2 and s.opened < t_fault]
+        await chatload.wait_for(lambda: all(s.end is not None for s in closed), 15)
         check(closed and all(s.code == 1001 for s in closed),
               "drain: its clients were closed with 1001: %s" % sorted({s.code for s in closed}))
     if args.fault in ("kill", "drain"):
