@@ -180,8 +180,9 @@ interface Node {
   deliverCast @11 (cast :GroupCast) -> ();
   # Delivers a cast to this node's client sockets of the group, applying DOG's sender rules.
 
-  subscribe @12 (group :ObjectRef, requestId :Text, node :Text, delta :Int32) -> ();
-  # `node` holds `delta` more (or fewer) client sockets of `requestId` in the group.
+  subscribe @12 (group :ObjectRef, requestId :Text, node :Text, delta :Int32, absolute :Bool) -> ();
+  # `node` holds `delta` more (or fewer) client sockets of `requestId` in the group; with
+  # `absolute`, exactly `delta` (a hand-over, or a node re-asserting what it holds).
 
   peers @13 (group :ObjectRef, replica :Data) -> (peers :List(ReplicaRoute));
   # The Group's other Replicas and their nodes (for gossip).

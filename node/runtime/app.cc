@@ -57,6 +57,8 @@ class ClusterAdapter final : public ClusterPort, public node::cluster::Listener 
   }
   void on_self_health(bool serving) override {
     std::fprintf(stderr, "dog: this node is %s by its peers\n", serving ? "alive again" : "suspected");
+    // Peers may have declared us dead meanwhile and forgotten our Replicas and sockets.
+    if (serving && cluster_) rt_.reassert();
   }
 
  private:

@@ -408,7 +408,8 @@ void Runtime::detach_client(const std::string& gid, const std::string& rid, cons
   });
 }
 
-void Runtime::subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta) {
+void Runtime::subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta,
+                        bool absolute) {
   GroupHost* host = find_group(gid);
   if (!host) {
     std::string to = moved_to(gid);
@@ -416,19 +417,20 @@ void Runtime::subscribe(const std::string& gid, const std::string& rid, const st
     if (auto c = clients_.find(gid); c != clients_.end()) gns = c->second.group_ns;
     if (to.empty() || !gns) return;
     std::string gname = gns->name();
-    fire(to, [gname, gid, rid, node, delta](Node::Client client) {
+    fire(to, [gname, gid, rid, node, delta, absolute](Node::Client client) {
       auto req = client.subscribeRequest();
       wire::set_ref(req.initGroup(), gname, gid);
       req.setRequestId(rid);
       req.setNode(node);
       req.setDelta(delta);
+      req.setAbsolute(absolute);
       return req.send().ignoreResult();
     });
     return;
   }
   auto& rids = host->subscribers[node];
   int& n = rids[rid];
-  n += delta;
+  n = absolute ? delta : n + delta;
   if (n <= 0) rids.erase(rid);
   if (rids.empty()) host->subscribers.erase(node);
 }
@@ -512,6 +514,7 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
         req.setRequestId(r);
         req.setNode(nd);
         req.setDelta(delta);
+        req.setAbsolute(true);  // the receiving copy may have counted the same sockets
         return req.send().ignoreResult();
       });
     }
@@ -525,8 +528,26 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
   std::fprintf(stderr, "dog: group %s handed over to %s\n", gid.substr(0, 12).c_str(), to.c_str());
 }
 
-void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& sid,
-                            const std::string& host, int count, const std::vector<std::string>& rids) {
+void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& child_ns,
+                            const std::string& sid, const std::string& host, int count,
+                            const std::vector<std::string>& rids) {
+  if (!find_group(gid)) {
+    if (std::string to = moved_to(gid); !to.empty()) {  // handed over: the report goes there
+      std::string gns = group_ns.name(), cns = child_ns;
+      fire(to, [gns, cns, gid, sid, host, count, rids](Node::Client client) {
+        auto req = client.registerActivationRequest();
+        wire::set_ref(req.initTarget(), cns, sid);
+        req.setHost(host);
+        wire::set_ref(req.initGroup(), gns, gid);
+        auto rep = req.initReport();
+        rep.setReplicaCount(count);
+        auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
+        for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
+        return req.send().ignoreResult();
+      });
+      return;
+    }
+  }
   GroupHost& g = group_host(group_ns, gid);
   g.core.adopt(sid, count, rids, g.obj->limit);
   g.replica_node[sid] = host;
@@ -573,6 +594,56 @@ void Runtime::view_changed() {
   }
 }
 
+void Runtime::reassert() {
+  if (!cluster_) return;
+  // Replicas: their Group's node adopts them again with their current slots (no-op if it never
+  // forgot them).
+  for (auto& [name, cls] : classes_) {
+    if (cls.is_group) continue;
+    for (auto& [sid, rep] : cls.replicas) {
+      auto& st = *rep->state_;
+      if (st.gid.empty() || !st.parent_ns || st.group_node.empty() || st.group_node == self_) continue;
+      int count = st.inflight;
+      std::vector<std::string> rids;
+      for (auto& e : st.pool) {
+        count += static_cast<int>(e.sockets.size());
+        rids.push_back(e.rid);
+      }
+      std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;
+      fire(st.group_node, [gns, cns, gid, s, self, count, rids](Node::Client client) {
+        auto req = client.registerActivationRequest();
+        wire::set_ref(req.initTarget(), cns, s);
+        req.setHost(self);
+        wire::set_ref(req.initGroup(), gns, gid);
+        auto rep = req.initReport();
+        rep.setReplicaCount(count);
+        auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
+        for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
+        return req.send().ignoreResult();
+      });
+    }
+  }
+  // Client sockets: the exact count per request id, at each Group's node.
+  for (auto& [gid, g] : clients_) {
+    if (!g.group_ns || g.group_node.empty() || g.group_node == self_) continue;
+    std::map<std::string, int> counts;
+    for (const auto& c : g.clients) ++counts[c.rid];
+    for (const auto& [rid, n] : counts) {
+      std::string gns = g.group_ns->name(), self = self_, gidc = gid, r = rid;
+      int count = n;
+      fire(g.group_node, [gns, gidc, r, self, count](Node::Client client) {
+        auto req = client.subscribeRequest();
+        wire::set_ref(req.initGroup(), gns, gidc);
+        req.setRequestId(r);
+        req.setNode(self);
+        req.setDelta(count);
+        req.setAbsolute(true);
+        return req.send().ignoreResult();
+      });
+    }
+  }
+}
+
 void Runtime::node_gone(const std::string& node) {
   if (!cluster_ || node == self_) return;
   std::erase_if(directory_, [&](const auto& kv) { return kv.second == node; });
@@ -615,7 +686,7 @@ void Runtime::node_gone(const std::string& node) {
         rids.push_back(e.rid);
       }
       if (owner == self_) {
-        adopt_replica(*st.parent_ns, st.gid, sid, self_, count, rids);
+        adopt_replica(*st.parent_ns, st.gid, name, sid, self_, count, rids);
         continue;
       }
       std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;

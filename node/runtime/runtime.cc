@@ -170,6 +170,11 @@ runtime::GroupCore* Runtime::group_core(Namespace& ns, const std::string& hex) {
 }
 
 size_t Runtime::replica_count(const Namespace& ns) const { return class_of(ns).replicas.size(); }
+std::vector<std::string> Runtime::replica_ids(const Namespace& ns) const {
+  std::vector<std::string> out;
+  for (const auto& [hex, rep] : class_of(ns).replicas) out.push_back(hex);
+  return out;
+}
 size_t Runtime::group_count(const Namespace& ns) const { return class_of(ns).groups.size(); }
 
 void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {

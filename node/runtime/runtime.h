@@ -123,7 +123,11 @@ class Runtime {
   Task<void> attach_client(Namespace& group_ns, std::string gid, std::string group_node, std::string rid,
                            std::weak_ptr<Socket> local, std::weak_ptr<EntryRelay> relay, const void* key);
   void detach_client(const std::string& gid, const std::string& rid, const void* key);
-  void subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta);
+  void subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta,
+                 bool absolute = false);
+  // This node refuted an accusation: peers may have declared it dead meanwhile and forgotten its
+  // Replicas and sockets. Re-asserts both to their Groups' nodes (idempotent: absolute counts).
+  void reassert();
   // Slot release at the Group, wherever it lives (fire and forget). Empty `rid` and `empty`
   // set: the Replica is gone, forget it.
   void release_slot(Namespace& group_ns, const std::string& gid, const std::string& group_node,
@@ -144,8 +148,9 @@ class Runtime {
   void hand_over_group(Namespace& group_ns, const std::string& gid, const std::string& to);
   // Failover: the Replica `sid` on `host` belongs to Group `gid`, whose node died; this node
   // owns the Group's id now and re-creates it with the Replica's slot counts.
-  void adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& sid, const std::string& host,
-                     int count, const std::vector<std::string>& rids);
+  void adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& child_ns,
+                     const std::string& sid, const std::string& host, int count,
+                     const std::vector<std::string>& rids);
   // The routing view changed: tell the new owners of ids whose objects live here.
   void view_changed();
   // The Group's other Replicas with their nodes, asked of the Group's node.
@@ -178,6 +183,7 @@ class Runtime {
   // For tests and metrics.
   runtime::GroupCore* group_core(Namespace& ns, const std::string& hex);
   size_t replica_count(const Namespace& ns) const;
+  std::vector<std::string> replica_ids(const Namespace& ns) const;
   size_t group_count(const Namespace& ns) const;
   // The other Replicas of `hex`'s Group (from the Group's bookkeeping; local Groups only).
   std::vector<std::string> neighbors(Namespace& ns, const std::string& hex);

@@ -201,7 +201,7 @@ class NodeService final : public Node::Server {
     if (delta > 0 && !rt_.group_core(*t.ns, t.hex) && rt_.locate(*t.ns, t.hex) == rt_.self_node())
       rt_.group(*t.ns, t.hex);  // a Group re-created after a failover: its sockets come first
     constexpr int kMaxDelta = 1 << 20;  // a hand-over moves a whole count at once
-    rt_.subscribe(t.hex, p.getRequestId(), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta));
+    rt_.subscribe(t.hex, p.getRequestId(), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta), p.getAbsolute());
     return kj::READY_NOW;
   }
 
@@ -226,7 +226,7 @@ class NodeService final : public Node::Server {
       Target g = target_of(rt_, p.getGroup());
       std::vector<std::string> rids;
       for (auto r : p.getReport().getRequestIds()) rids.emplace_back(r);
-      rt_.adopt_replica(*g.ns, g.hex, t.hex, p.getHost(), p.getReport().getReplicaCount(), rids);
+      rt_.adopt_replica(*g.ns, g.hex, t.ns->name(), t.hex, p.getHost(), p.getReport().getReplicaCount(), rids);
       context.getResults().initResult().setOk();
     } else if (rt_.register_host(t.hex, p.getHost())) {
       context.getResults().initResult().setOk();

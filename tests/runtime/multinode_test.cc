@@ -403,12 +403,7 @@ TEST_CASE("cluster: a node's death closes its relays with 1012 and the Group is 
     CHECK(core.count(sid) == int(rep->connections()));
     CHECK(core.count(sid) <= 2);  // limit holds
   }
-  // The survivors still chat across nodes through the rebuilt Group.
-  std::vector<User*> alive;
-  for (auto& u : users) {
-    if (u.entry == gnode) continue;
-    if (u.ws->open) alive.push_back(&u);
-  }
+  // Relayed clients of the dead node's Replicas were closed with 1012; the others stay open.
   REQUIRE(c.wait([&] {
     for (auto& u : users)
       if (u.entry != gnode && !u.ws->open && u.ws->close_code != 1012) return false;
@@ -416,7 +411,13 @@ TEST_CASE("cluster: a node's death closes its relays with 1012 and the Group is 
   }));
   for (auto& u : users)
     if (u.entry != gnode && !u.ws->open) CHECK(u.ws->close_code == 1012);
-  REQUIRE(alive.size() >= 2);
+  // Everyone who lost a socket reconnects to a survivor, as a client would; then all chat
+  // through the rebuilt Group.
+  std::string survivor = c.nodes.begin()->first;
+  for (auto& u : users)
+    if (u.entry == gnode || !u.ws->open) u = c.connect(u.name, survivor);
+  std::vector<User*> alive;
+  for (auto& u : users) alive.push_back(&u);
   c.say(*alive[0], "b:after");
   REQUIRE(c.wait([&] {
     for (size_t i = 1; i < alive.size(); ++i)
@@ -504,6 +505,48 @@ TEST_CASE("cluster: after a partition heals, a Group live on both sides becomes 
     CHECK(users[i].count("healed") == (i == 2 ? 0 : 1));
     CHECK(users[i].count("healed2") == (i == 0 ? 0 : 1));
   }
+}
+
+TEST_CASE("cluster: a node declared dead that comes back re-asserts its Replicas and sockets", "[cluster]") {
+  Cluster c(3);
+  std::string owner = c.group_owner();
+  std::string back;  // a node that does not host the Group
+  for (auto& m : c.shared.members)
+    if (m != owner) back = m;
+  std::vector<User> users;
+  for (int i = 0; i < 9; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+  // The peers declare `back` dead (it never hears of it: it was stopped or cut off)...
+  for (auto& [n, node] : c.nodes)
+    if (n != back) node->rt->node_gone(back);
+  // ...then take it back when it refutes; it re-asserts what it holds.
+  c.rt(back).reassert();
+  auto* core = c.rt(owner).group_core(c.rt(owner).env()["LOBBY"], c.gid_hex());
+  REQUIRE(core);
+  // Every Replica still alive on `back` is known to the Group again, with its exact slots.
+  auto& room = c.rt(back).env()["ROOM"];
+  REQUIRE(c.wait([&] {
+    size_t ok = 0, total = 0;
+    for (auto& sid : c.rt(back).replica_ids(room)) {
+      auto rep = c.rt(back).peer(room, sid);
+      if (!rep || rep->connections() == 0) continue;
+      ++total;
+      if (core->count(sid) && *core->count(sid) == int(rep->connections())) ++ok;
+    }
+    return total > 0 && ok == total;
+  }));
+  // Users whose socket is on `back` and whose Replica is on `back` hear broadcasts again.
+  std::vector<User*> open;
+  for (auto& u : users)
+    if (u.ws->open) open.push_back(&u);
+  REQUIRE(open.size() >= 3);
+  c.say(*open[0], "b:back");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 1; i < open.size(); ++i)
+      if (open[i]->count("back") != 1) return false;
+    return true;
+  }));
+  for (auto& u : users)
+    if (u.entry == back) CHECK(u.ws->open);  // its local clients were never cut off
 }
 
 }  // namespace dog::test
