@@ -191,6 +191,12 @@ async def scenario(args, nodes, hosts):
     log("fault window %.2f s (from %.1f s before the fault to %.2f s after); post-window load %.2f s"
         % (t1 - window_start, args.margin, t1 - t_fault, t_stop - t1))
     log("sockets closed by the fault (s after fault, user, node, code): %s" % closed[:40])
+    # Close codes: a survivor closes what it relayed to a lost Replica with 1012; the victim's
+    # own sockets end abnormally (kill: 1006), with 1001 (drain) or 1012 (stop, partition).
+    victim_code = {"kill": 1006, "drain": 1001}.get(args.fault, 1012)
+    wrong = [c for c in closed if c[3] != (victim_code if c[2] == 3 else 1012)]
+    check(not wrong, "sockets the fault closed: 1012 on the survivors, %d on host3%s"
+          % (victim_code, "" if not wrong else "; not so: %s" % wrong[:10]))
     check(t_stop - t1 >= args.post / 2, "the fault's effects ended well before the load did (%.2f s of load after the window)"
           % (t_stop - t1))
     v = history.check(load.sent, sessions, [(window_start, t1)], args.grace)
