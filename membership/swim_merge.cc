@@ -332,6 +332,13 @@ void Swim::apply_suspect(const Update& u, bool quiet) {
     k = n_live_ >= 2 + cfg_.suspicion_confirmations ? cfg_.suspicion_confirmations
                                                     : static_cast<uint32_t>(n_live_ > 2 ? n_live_ - 2 : 0);
   }
+  if (quiet) {
+    // Nobody is told, so nobody can confirm: waiting for confirmations would always run to max.
+    // What protects a slow or deaf member here is not the timeout but heard_from(): the first
+    // packet it processes ends every quiet suspicion.
+    max = min;
+    k = 0;
+  }
   m->suspicion = std::make_unique<Suspicion>(accuser, k, clock_.now(), min, max);
   schedule(m->suspicion->deadline(), TimerKind::kSuspicion, idx, m->suspicion_gen);
   const bool local = accuser == self_name_;

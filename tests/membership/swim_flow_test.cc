@@ -182,23 +182,27 @@ TEST_CASE("a member that hears nothing raises its own health score") {
   CHECK(c.node(0).health_score() > 0);
   CHECK(c.node(1).health_score() == 0);
   // Without a single nack it cannot tell a dead target from its own deafness: the first silent
-  // probe accuses nobody; later ones do (inconclusive_probe_limit), but the accused refute
-  // before any suspicion expires, so no healthy member ever sees another healthy one die (they
-  // do, rightly, declare the deaf n0 dead: it cannot hear their pings).
+  // probe accuses nobody; later ones do (inconclusive_probe_limit), but quietly: n0's view loses
+  // members, nobody else's does (the others do, rightly, declare the deaf n0 dead: it cannot
+  // hear their pings).
   CHECK(c.node(0).stats().probes_inconclusive >= 1);
   c.run_for(seconds(20));
-  CHECK(c.node(0).stats().suspicions_raised > 0);
-  uint64_t refutations = 0;
+  CHECK(c.node(0).stats().quiet_suspicions > 0);
+  // (Simulated streams ignore ingress loss, so n0's push/pulls still get through now and then;
+  // each one ends its quiet suspicions, and the views of n0 go back and forth.)
   for (uint32_t i = 1; i < 6; ++i) {
     INFO("n" << i);
     CHECK(c.node(i).num_live() >= 5);
-    refutations += c.node(i).stats().refutations;
   }
-  CHECK(refutations > 0);
   for (const Seen& s : r.log) {
     INFO("t=" << s.t.count() << " observer n" << s.observer << " " << to_string(s.kind) << " " << s.subject << " local " << s.local);
     CHECK_FALSE((s.observer != 0 && s.subject != "n0" && s.kind == EventKind::kDead));
   }
+  // Its hearing comes back: quiet deaths are undone as it hears from each member, and it
+  // refutes its own death, so every view is whole again.
+  c.net().set_ingress_loss(0, 0.0);
+  for (int i = 0; i < 300 && c.count_seeing(6) < 6; ++i) c.run_for(milliseconds(100));
+  CHECK(c.count_seeing(6) == 6);
 }
 
 TEST_CASE("graceful leave is reported as leave everywhere, never as death") {
