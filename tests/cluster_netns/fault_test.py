@@ -26,7 +26,7 @@ exactly once (the duplicate rule).
 Needs root, iproute2, nftables and python3-websockets; runs only with DOG_NETNS_TESTS=1,
 otherwise exits 77 (CTest SKIP_RETURN_CODE).
 """
-import argparse, asyncio, atexit, os, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, atexit, ctypes, os, shutil, signal, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -61,7 +61,8 @@ class Node:
             argv += ["--join", "%s:%d" % (netns.host_ip(1), CLUSTER_PORT)]
         self.lines, self.cv = [], threading.Condition()
         # `ip netns exec` execs dog-chat: this pid is the node's, signals reach it directly.
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=die_with_parent)
         procs.append(self.proc)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -87,6 +88,11 @@ class Node:
     def log_lines(self):
         with self.cv:
             return ["%s %.3f %s" % (self.name, t, l) for t, l in self.lines]
+
+
+def die_with_parent():
+    """In the child before exec: SIGKILL it when this test dies, even by SIGKILL (a CTest timeout)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def stop_all():
@@ -254,6 +260,7 @@ def main():
         with open(key, "w") as f:
             f.write(subprocess.run([binary, "keygen"], capture_output=True, text=True, timeout=30, check=True).stdout)
         os.chmod(key, 0o600)
+        netns.sweep_stale()
         hosts = netns.build(3)
         for i, ns in enumerate(hosts, start=1):
             nodes.append(Node(binary, ns, i, key, args.preset, join=i > 1))

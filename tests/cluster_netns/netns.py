@@ -10,7 +10,7 @@ deleted by cleanup(), which the tests call from atexit and from their signal han
 A partition is an nftables table in the host's namespace dropping everything to and from the
 other hosts (both directions), while the client address stays reachable.
 """
-import ctypes, os, subprocess
+import ctypes, os, re, subprocess
 
 SUBNET = "10.200.88"
 CLIENT_IP = SUBNET + ".100"
@@ -33,6 +33,16 @@ def cleanup():
     for ns in reversed(created):
         subprocess.run(["ip", "netns", "del", ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
     created.clear()
+
+
+def sweep_stale():
+    """Deletes namespaces an earlier run of these tests left behind when it was SIGKILLed (no
+    cleanup ran): names dgc<pid>... whose pid no longer exists. Live runs' namespaces stay."""
+    for line in sh("ip", "netns", "list", check=False).splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.match(r"dgc(\d+)[hnc]\d*$", name)
+        if m and int(m.group(1)) != os.getpid() and not os.path.exists("/proc/" + m.group(1)):
+            subprocess.run(["ip", "netns", "del", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
 
 
 def _add_ns(name):
