@@ -10,10 +10,10 @@
 #include <sys/uio.h>
 
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dog::node {
 
@@ -46,9 +46,13 @@ class SendQueue {
     std::string owned;  // otherwise: bytes this socket owns
     std::string_view view() const { return shared ? std::string_view(*shared) : std::string_view(owned); }
   };
-  std::deque<Chunk> chunks_;
+  void pop_head();
+  // Live chunks are chunks_[head_..]. A vector, not a deque: an empty one allocates nothing,
+  // so an idle socket's queue costs only its own few words.
+  std::vector<Chunk> chunks_;
+  size_t head_ = 0;
   std::string spare_;    // an emptied owned buffer, kept (if small) for the next owned chunk
-  size_t head_off_ = 0;  // bytes of chunks_.front() already written
+  size_t head_off_ = 0;  // bytes of chunks_[head_] already written
   size_t bytes_ = 0;
 };
 
