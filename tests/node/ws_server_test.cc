@@ -422,3 +422,36 @@ TEST_CASE("keepalive leaves a chatty peer alone over many intervals", "[ws][keep
   CHECK(echoed == rounds);  // every beat echoed
   CHECK(server.stats().timeouts == 0);
 }
+
+TEST_CASE("frames sent in the same packet as the upgrade request are delivered", "[ws]") {
+  // The bytes behind the request head are read into the loop's shared buffer; they must survive
+  // the handler's await (kept privately) and reach the new session.
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  std::string head;
+  std::vector<std::string> got;
+  with_server(loop, server, [&](uint16_t port) {
+    RawClient c(port);
+    std::string bytes = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for (int i = 0; i < 3; ++i)
+      ws::encode_frame(bytes, ws::Opcode::kText, "early " + std::to_string(i), true, ws::Role::kClient, 0x1234567);
+    c.send(bytes);
+    std::string all = c.read_until("early 2");
+    head = all.substr(0, all.find("\r\n\r\n") + 4);
+    struct Sink : ws::FrameSink {
+      std::vector<std::string>* out;
+      void on_message(std::string_view p, bool) override { out->emplace_back(p); }
+      void on_ping(std::string_view) override {}
+      void on_pong(std::string_view) override {}
+      void on_close(uint16_t, std::string_view) override {}
+      void on_protocol_error(uint16_t, std::string_view) override {}
+    } sink;
+    sink.out = &got;
+    ws::Decoder d(ws::Role::kClient, 1 << 20);
+    d.feed(std::string_view(all).substr(head.size()), sink);
+  });
+  CHECK(head.rfind("HTTP/1.1 101", 0) == 0);
+  CHECK(got == std::vector<std::string>{"early 0", "early 1", "early 2"});
+}
