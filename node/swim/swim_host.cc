@@ -17,6 +17,11 @@ TransportLimits limits_for(const SwimHostOptions& o) {
 
 membership::Config config_for(const SwimHostOptions& o) {
   membership::Config c = o.config;
+  // A fixed session only when the caller chose one: the Config default (1) would make every
+  // restart look like the same run, and peers would never see the restart as a new member.
+  if (!o.session_from_realtime && c.session_id <= 1)
+    throw std::invalid_argument("membership config: session_id must be set (> 1) when "
+                                "session_from_realtime is off");
   if (o.session_from_realtime)
     c.session_id = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                              std::chrono::system_clock::now().time_since_epoch())

@@ -41,7 +41,8 @@ struct SwimHostOptions {
   membership::Meta meta;
   uint64_t seed = 0;  // protocol RNG seed; 0 draws one from the OS CSPRNG
   // config.session_id must strictly increase across restarts of one name. If set, the host uses
-  // CLOCK_REALTIME in nanoseconds (what a restarted process naturally satisfies).
+  // CLOCK_REALTIME in nanoseconds (what a restarted process naturally satisfies). If cleared,
+  // config.session_id must be set by the caller: the Config default (1) is refused.
   bool session_from_realtime = true;
   TransportLimits limits;  // max_datagram_bytes/max_frame_bytes are taken from `config`
 };

@@ -169,4 +169,11 @@ TEST_CASE("swim_real: a host restarted with the same name and port is a new memb
   CHECK(ev.about_b[n - 2] == std::pair{mb::EventKind::kDead, first_session});
   CHECK(ev.about_b[n - 1] == std::pair{mb::EventKind::kJoin, b->swim().config().session_id});
   CHECK(a.swim().num_live() == 2);
+  // A fixed session must be chosen explicitly: the Config default would hide restarts.
+  auto fixed = opts("c", "127.0.0.1:0");
+  fixed.session_from_realtime = false;
+  CHECK_THROWS_AS(SwimHost(io, fixed, nullptr), std::invalid_argument);
+  fixed.config.session_id = 77;
+  SwimHost c(io, fixed, nullptr);
+  CHECK(c.swim().config().session_id == 77);
 }
