@@ -155,7 +155,8 @@ class Swim {
   };
   static constexpr size_t kRelaySlots = 64;
 
-  // swim.cc: timers, probing, gossip, transport.
+  // swim.cc: timers, probing, gossip, push/pull scheduling; swim_net.cc: sealed transport path
+  // and message handlers.
   void schedule(TimePoint at, TimerKind kind, uint32_t idx = 0, uint64_t gen = 0);
   bool deadline_live(const Deadline& d) const;  // false: superseded, dispatch would do nothing
   void compact_deadlines();
@@ -178,7 +179,7 @@ class Swim {
   void handle_datagram(std::string_view from_addr, Datagram& d);
   void handle_push_pull(PushPull& p);
 
-  // swim_merge.cc: state transitions.
+  // swim_merge.cc: state transitions; swim_table.cc: slots, index, caps, graveyard, events.
   void apply_update(const Update& u);
   void apply_alive(const Update& u);
   // quiet: a suspicion raised by a silent probe run (no ack, no nack: we may be the deaf one);

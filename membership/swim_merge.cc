@@ -1,91 +1,20 @@
-// SWIM core, part 2: what updates do to the member table. Precedence (SWIM §4.2):
+// SWIM core, part 3: what updates do to the member table. Precedence (SWIM §4.2):
 //   alive(i)   beats alive/suspect(j) if i > j, and dead/left(j) only if i > j;
 //   suspect(i) beats alive/suspect(j) if i >= j (equal: a confirmation);
 //   dead/left(i) beat alive/suspect(j) if i >= j.
+// Sessions come first: a newer run of a name is a new member, an older run's news is ignored.
 // Only a member itself raises its own incarnation (refute, set_meta).
 #include <algorithm>
 
 #include "membership/swim.h"
+#include "membership/swim_detail.h"
 
 namespace dog::membership {
 
-namespace {
-uint64_t fnv1a(std::string_view s, uint64_t h = 0xcbf29ce484222325ULL) {
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33; x *= 0xff51afd7ed558ccdULL; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ULL; x ^= x >> 33;
-  return x;
-}
-bool is_live(MemberState s) { return s == MemberState::kAlive || s == MemberState::kSuspect; }
-// Order of an update's session against the one we know: -1 older run, 1 newer run, 0 the same
-// run or unknown (0 on either side: an older peer; incarnations alone decide).
-int session_order(uint64_t update_session, uint64_t known) {
-  if (update_session == 0 || known == 0 || update_session == known) return 0;
-  return update_session < known ? -1 : 1;
-}
-}  // namespace
-
-uint64_t ring_hash_of(std::string_view name) { return mix(fnv1a(name) ^ 0x72696e67ULL); }
-
-uint64_t Swim::member_hash(const MemberInfo& m) const {
-  // Digest contribution of a live member: order-independent (XOR-combined) hash of name and
-  // incarnation. Suspect and alive hash alike; dead/left members contribute nothing.
-  if (!is_live(m.state)) return 0;
-  return mix(fnv1a(m.name) ^ mix(m.incarnation) ^ mix(m.session + 0x73657373ULL));
-}
-
-Swim::Member* Swim::find(std::string_view name) {
-  auto it = index_.find(std::string(name));
-  return it == index_.end() ? nullptr : &members_[it->second];
-}
-const Swim::Member* Swim::find(std::string_view name) const {
-  auto it = index_.find(std::string(name));
-  return it == index_.end() ? nullptr : &members_[it->second];
-}
-
-std::optional<MemberInfo> Swim::member(std::string_view name) const {
-  const Member* m = find(name);
-  if (!m) return std::nullopt;
-  return m->info;
-}
-
-std::vector<MemberInfo> Swim::members() const {
-  std::vector<MemberInfo> out;
-  for (const Member& m : members_)
-    if (m.in_use) out.push_back(m.info);
-  return out;
-}
-
-void Swim::emit(EventKind kind, const Member& m, bool local_origin) {
-  ++view_epoch_;
-  if (sink_) sink_->on_member_event(Event{kind, &m.info, view_epoch_, local_origin});
-}
-
-void Swim::enqueue(const Update& u, BroadcastClass cls) { queue_.push(u, cls); }
-
-void Swim::set_state(Member& m, MemberState s) {
-  const bool was_live = is_live(m.info.state);
-  digest_ ^= member_hash(m.info);
-  m.info.state = s;
-  digest_ ^= member_hash(m.info);
-  if (was_live && !is_live(s)) {
-    --n_live_;
-    ring_.erase({m.ring_hash, static_cast<uint32_t>(&m - members_.data())});
-  }
-  if (!was_live && is_live(s)) {
-    ++n_live_;
-    ring_.emplace(m.ring_hash, static_cast<uint32_t>(&m - members_.data()));
-  }
-  m.state_change = clock_.now();
-  if (s != MemberState::kSuspect) {
-    m.suspicion.reset();
-    ++m.suspicion_gen;
-    m.quiet = false;
-  }
-  m.quiet_dead = false;
-}
+using detail::fnv1a;
+using detail::is_live;
+using detail::mix;
+using detail::session_order;
 
 Update Swim::alive_update_for_self() const {
   const Member& me = members_[0];
@@ -133,64 +62,6 @@ void Swim::refute(uint64_t accused_incarnation, std::optional<MemberState> accus
   awareness_.apply(1);  // LHA: being suspected suggests we are the slow one
   enqueue(alive_update_for_self());
   if (accused && sink_) sink_->on_self_state(MemberState::kAlive, me.info.incarnation);
-}
-
-void Swim::reap(uint32_t idx) {
-  Member& m = members_[idx];
-  // Remembered (FIFO-capped) so a replayed record of this member cannot bring it back.
-  auto [it, fresh] = graveyard_.insert_or_assign(m.info.name, Grave{m.info.session, m.info.incarnation});
-  if (fresh) {
-    graveyard_order_.push_back(m.info.name);
-    while (graveyard_order_.size() > cfg_.max_members) {
-      graveyard_.erase(graveyard_order_.front());
-      graveyard_order_.pop_front();
-    }
-  }
-  index_.erase(m.info.name);
-  m = Member{};
-  free_slots_.push_back(idx);
-}
-
-uint32_t Swim::add_member(const Update& u) {
-  if (index_.size() >= cfg_.max_members) {
-    // Full: make room by forgetting the oldest tombstone, if there is one.
-    uint32_t oldest = kNoSlot;
-    for (uint32_t i = 1; i < members_.size(); ++i) {
-      const Member& m = members_[i];
-      if (m.in_use && !is_live(m.info.state) &&
-          (oldest == kNoSlot || m.state_change < members_[oldest].state_change))
-        oldest = i;
-    }
-    if (oldest == kNoSlot) {
-      ++stats_.dropped_table_full;
-      return kNoSlot;
-    }
-    reap(oldest);
-  }
-  uint32_t idx;
-  if (!free_slots_.empty()) {
-    idx = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    idx = static_cast<uint32_t>(members_.size());
-    members_.emplace_back();
-  }
-  Member& m = members_[idx];
-  m.in_use = true;
-  m.info.name = u.node;
-  m.info.addr = u.addr;
-  m.info.meta = u.meta;
-  m.info.incarnation = u.incarnation;
-  m.info.session = u.session;
-  m.info.state = MemberState::kDead;  // set_state below counts the transition to alive
-  m.ring_hash = ring_hash_of(u.node);
-  m.state_change = clock_.now();
-  index_.emplace(u.node, idx);
-  // SWIM §4.3: new members go to a random position in the rest of the current round.
-  probe_order_.push_back(idx);
-  const size_t remaining = probe_order_.size() - probe_pos_;
-  std::swap(probe_order_.back(), probe_order_[probe_pos_ + rng_.uniform(remaining)]);
-  return idx;
 }
 
 void Swim::apply_update(const Update& u) {
@@ -366,29 +237,6 @@ void Swim::suspect_locally(uint32_t idx, bool quiet) {
   apply_suspect(u, quiet);
 }
 
-void Swim::heard_from(std::string_view from) {
-  inconclusive_run_ = 0;
-  if (quiet_.empty()) return;
-  std::vector<uint32_t> slots;
-  slots.swap(quiet_);
-  for (uint32_t idx : slots) {
-    Member& m = members_[idx];
-    if (!m.in_use) continue;
-    if (m.quiet && m.info.state == MemberState::kSuspect) {
-      set_state(m, MemberState::kAlive);  // never gossiped: nothing to refute
-      emit(EventKind::kAlive, m);
-    } else if (m.quiet_dead && m.info.state == MemberState::kDead) {
-      if (m.info.name != from) {
-        quiet_.push_back(idx);
-        continue;
-      }
-      set_state(m, MemberState::kAlive);
-      probe_order_.push_back(idx);
-      emit(EventKind::kJoin, m);
-    }
-  }
-}
-
 void Swim::suspicion_expired(uint32_t idx, uint64_t gen) {
   Member& m = members_[idx];
   if (!m.in_use || m.suspicion_gen != gen || m.info.state != MemberState::kSuspect || !m.suspicion)
@@ -459,23 +307,6 @@ void Swim::apply_user(const Update& u) {
   if (sink_)
     sink_->on_user_message(u.node, std::span<const uint8_t>(
                                        reinterpret_cast<const uint8_t*>(u.payload.data()), u.payload.size()));
-}
-
-void Swim::TEST_install(const std::vector<MemberInfo>& members) {
-  Update u;
-  for (const MemberInfo& r : members) {
-    if (r.name == self_name_ || find(r.name)) continue;
-    u.kind = UpdateKind::kAlive;
-    u.node = r.name;
-    u.addr = r.addr;
-    u.incarnation = r.incarnation;
-    u.session = r.session;
-    u.meta = r.meta;
-    const uint32_t idx = add_member(u);
-    if (idx == kNoSlot) return;
-    set_state(members_[idx], MemberState::kAlive);
-    emit(EventKind::kJoin, members_[idx]);
-  }
 }
 
 void Swim::merge_state(const PushPull& p) {
