@@ -5,6 +5,7 @@
 #include <kj/debug.h>
 
 #include "node/asio_stream.h"
+#include "rpc/framed_stream.h"
 #include "rpc/manager_connection.h"
 
 namespace dog::rpc {
@@ -32,6 +33,7 @@ ConnectionManager::ConnectionManager(node::Loop& loop, const membership::Keyring
   KJ_REQUIRE(config_.node_name.size() <= detail::kNameBytes, "node name too long");
   KJ_REQUIRE(config_.backoff_initial > 0 * kj::SECONDS);
   KJ_REQUIRE(config_.retire_poll > 0 * kj::SECONDS);
+  KJ_REQUIRE(config_.key_check_interval > 0 * kj::SECONDS);
   KJ_REQUIRE(config_.channel.encrypt || detail::plaintext_allowed(),
              "dog-rpc: a plaintext channel is test-only (encrypt = false)");
 }
@@ -208,6 +210,7 @@ ConnectionManager::Connection& ConnectionManager::adopt(SecureSession session, S
       });
   Connection& c = *own;
   conns_.emplace(id, kj::mv(own));
+  start_key_sweep();
   tasks_->add(c.network.onDisconnect().then([this, id] { close_connection(id); }));
   return c;
 }
@@ -250,6 +253,24 @@ void ConnectionManager::retire_later(uint64_t id, kj::Duration after) {
     }
     ++stats_.retired;
     close_connection(id);
+  }));
+}
+
+// Runs only while connections exist, so an idle manager arms no timer.
+void ConnectionManager::start_key_sweep() {
+  if (key_sweep_running_) return;
+  key_sweep_running_ = true;
+  tasks_->add(loop_.timer().afterDelay(config_.key_check_interval).then([this] {
+    key_sweep_running_ = false;
+    std::vector<uint64_t> stale;
+    for (auto& [id, c] : conns_) {
+      if (!detail::session_key_installed(*c->stream)) stale.push_back(id);
+    }
+    for (uint64_t id : stale) {
+      ++stats_.key_expired;
+      close_connection(id);
+    }
+    if (!conns_.empty()) start_key_sweep();
   }));
 }
 

@@ -37,6 +37,8 @@
 // * Limit on every writer: Cap'n Proto queues outgoing messages without bound. A connection
 //   with more than `max_queued_bytes` queued (a peer that stopped reading) is dropped; above
 //   half of it, call() refuses new calls to that peer with OVERLOADED.
+// * Key removal: a connection whose session was made under a cluster key that has since been
+//   removed from the keyring ends: at its next frame, or within key_check_interval if idle.
 // * Lifetime: destroy the manager before its Loop and its Keyring (a session checks that its
 //   cluster key is still installed). Destroying it cancels every call.
 #pragma once
@@ -94,6 +96,9 @@ struct ManagerConfig {
   // After accept() fails (EMFILE, ENFILE, ENOBUFS...), the listener waits this long before
   // accepting again instead of spinning. Default: 100 ms.
   kj::Duration accept_retry_delay = 100 * kj::MILLISECONDS;
+  // While connections exist, every this often each one whose session's cluster key has been
+  // removed from the keyring is closed (busy ones also end at their next frame). Default: 1 s.
+  kj::Duration key_check_interval = 1 * kj::SECONDS;
 };
 
 struct ManagerStats {
@@ -116,6 +121,7 @@ struct ManagerStats {
   size_t queue_peak_bytes = 0;   // largest queue seen on any connection (sampled per read)
   uint64_t evicted_handshakes = 0;  // pending inbound handshakes closed to admit newer ones
   uint64_t accept_errors = 0;       // failed accept() calls on the listener (EMFILE...)
+  uint64_t key_expired = 0;         // idle connections closed: their cluster key was removed
   ChannelStats channel;  // handshake and frame rejections
 };
 
@@ -215,6 +221,7 @@ class ConnectionManager {
   void retire_later(uint64_t id, kj::Duration after);
   void close_connection(uint64_t id);
   void accept_loop();
+  void start_key_sweep();
 
   node::Loop& loop_;
   const membership::Keyring& keyring_;
@@ -226,6 +233,7 @@ class ConnectionManager {
   std::map<std::string, std::unique_ptr<Peer>> peers_;
   std::map<uint64_t, kj::Own<Connection>> conns_;
   uint64_t next_conn_id_ = 0;
+  bool key_sweep_running_ = false;
   std::function<void(const std::string&)> on_disconnect_;
   // Inbound handshakes in progress, oldest first; fulfilling one evicts it.
   std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> pending_;

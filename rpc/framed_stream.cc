@@ -66,6 +66,9 @@ class FramedStream final : public kj::AsyncIoStream {
     sodium_memzero(&rx_aes_, sizeof rx_aes_);
   }
 
+  // False once the cluster key the session was made under has been removed (counted once).
+  bool key_installed() { return key_still_installed(); }
+
   // ---- read side -----------------------------------------------------------------------------
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
     return read_loop(static_cast<uint8_t*>(buffer), minBytes, maxBytes, 0);
@@ -356,6 +359,11 @@ void kdf(uint8_t out[32], const uint8_t* key,
   for (auto& [p, n] : parts) crypto_generichash_update(&st, static_cast<const uint8_t*>(p), n);
   crypto_generichash_final(&st, out, 32);
   sodium_memzero(&st, sizeof st);
+}
+
+bool session_key_installed(kj::AsyncIoStream& stream) {
+  auto* framed = dynamic_cast<FramedStream*>(&stream);
+  return framed == nullptr || framed->key_installed();
 }
 
 kj::Own<kj::AsyncIoStream> make_framed_stream(kj::Own<kj::AsyncIoStream> inner,

@@ -54,4 +54,8 @@ kj::Own<kj::AsyncIoStream> make_framed_stream(kj::Own<kj::AsyncIoStream> inner,
                                               const membership::Keyring& keyring,
                                               kj::Timer& timer);
 
+// For a stream made by make_framed_stream (secure_connect/secure_accept): false once its
+// session's cluster key has been removed from the keyring. True for any other stream.
+bool session_key_installed(kj::AsyncIoStream& stream);
+
 }  // namespace dog::rpc::detail

@@ -277,3 +277,33 @@ TEST_CASE("rpc manager: errors are classified by type and origin, never by their
   CHECK(classify(too_many_in_flight("c")) == ErrorKind::kOverloaded);
   CHECK(classify(in_backoff("c")) == ErrorKind::kDisconnected);
 }
+
+TEST_CASE("rpc manager: an idle connection made under a removed cluster key is closed", "[rpc][manager]") {
+  Loop loop;
+  auto old_key = key_from(1), new_key = key_from(9);
+  ManagerConfig cfg;
+  cfg.key_check_interval = 10 * kj::MILLISECONDS;
+  TestPeer a(loop, "a", old_key, cfg), b(loop, "b", old_key, cfg);
+  std::vector<std::string> a_lost;
+  a.manager->set_on_disconnect([&](const std::string& peer) { a_lost.push_back(peer); });
+  a.manager->add_peer("b", loopback(b.port));
+  CHECK(deliver(*a.manager, target_of(1), echo("old"), always("b"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:old");
+  // Rotation: both install and use the new key; the connection made under the old one stays
+  // (nothing has been removed yet) for several sweeps.
+  a.keyring.install(new_key);
+  b.keyring.install(new_key);
+  a.keyring.use(new_key);
+  b.keyring.use(new_key);
+  const auto sweeps_before = b.manager->stats().key_expired;
+  wait_until(loop, [] { return false; }, 30);
+  CHECK(b.manager->stats().key_expired == sweeps_before);
+  CHECK(a_lost.empty());
+  // b removes the old key: with no traffic at all, b closes the session within a sweep.
+  b.keyring.remove(old_key);
+  REQUIRE(wait_until(loop, [&] { return b.manager->stats().key_expired == 1; }));
+  REQUIRE(wait_until(loop, [&] { return a_lost.size() == 1; }));
+  CHECK(b.manager->stats().channel.key_removed == 1);
+  // The next call re-dials under the new key.
+  CHECK(deliver(*a.manager, target_of(1), echo("new"), always("b"), kj::SECONDS).wait(loop.wait_scope()).body == "echo:new");
+  CHECK(a.manager->stats().dials == 2);
+}
