@@ -1,6 +1,8 @@
 // The runtime's calls to other nodes: identify and fetch routed to where objects live, casts
 // (broadcast, whisper) through the Group's node, socket subscriptions, slot releases, and what a
 // node does when another one is gone. The serving side is service.cc; relays are relay.cc.
+#include <algorithm>
+#include <asio/steady_timer.hpp>
 #include <capnp/message.h>
 #include <cstdio>
 #include <sodium.h>
@@ -59,6 +61,35 @@ void Runtime::fire(const std::string& node, Fn&& fn) {
               if (!*alive) return;
               ++stats_.remote_errors;
               std::fprintf(stderr, "dog: call to %s failed: %s\n", node.c_str(), e.getDescription().cStr());
+            })
+      .detach([](kj::Exception&&) {});
+}
+
+// A fire() whose loss would leave state wrong (failover reports, re-assertions): retried a few
+// times while the runtime lives, 100 ms after the first failure and doubling (a peer that has
+// just taken us back may still refuse us for a moment). The receiving side is idempotent.
+namespace {
+std::chrono::milliseconds retry_delay(int attempts_left) {
+  return std::chrono::milliseconds(100 << std::clamp(6 - attempts_left, 0, 5));
+}
+}  // namespace
+template <typename Fn>
+void Runtime::fire_retry(const std::string& node, Fn fn, int attempts) {
+  auto alive = alive_;
+  cluster_->rpc()
+      .call(node, kFireDeadline, Fn(fn))
+      .then([]() {},
+            [this, alive, node, fn, attempts](kj::Exception&& e) mutable {
+              if (!*alive) return;
+              ++stats_.remote_errors;
+              if (attempts <= 1 || !cluster_->is_member(node)) {
+                std::fprintf(stderr, "dog: call to %s failed for good: %s\n", node.c_str(), e.getDescription().cStr());
+                return;
+              }
+              auto t = std::make_shared<asio::steady_timer>(loop_.io(), retry_delay(attempts));
+              t->async_wait([this, alive, node, fn, attempts, t](std::error_code ec) mutable {
+                if (!ec && *alive) fire_retry(node, std::move(fn), attempts - 1);
+              });
             })
       .detach([](kj::Exception&&) {});
 }
@@ -568,34 +599,52 @@ void Runtime::view_changed() {
       if (!id) continue;
       std::string owner = cluster_->owner(*id);
       if (owner == self_) continue;
-      std::string ns = name, self = self_;
-      auto alive = alive_;
-      bool is_group = cls.is_group;
-      Namespace* gns = cls.ns.get();
-      cluster_->rpc()
-          .call(owner, kFireDeadline,
-                [ns, hex, self](Node::Client client) {
-                  auto req = client.registerActivationRequest();
-                  wire::set_ref(req.initTarget(), ns, hex);
-                  req.setHost(self);
-                  return req.send().then([](capnp::Response<Node::RegisterActivationResults> r) {
-                    return r.getResult().isConflict();
-                  });
-                })
-          .then(
-              [this, alive, is_group, gns, hex, owner](bool conflict) {
-                // Two activations (a partition healed, or a join raced an identify): the
-                // owner's copy is kept and ours joins it.
-                if (*alive && conflict && is_group) hand_over_group(*gns, hex, owner);
-              },
-              [](kj::Exception&&) {})
-          .detach([](kj::Exception&&) {});
+      register_with_owner(*cls.ns, cls.is_group, hex, owner, 6);
     }
   }
 }
 
+void Runtime::register_with_owner(Namespace& ns, bool is_group, const std::string& hex, const std::string& owner,
+                                  int attempts) {
+  std::string nsn = ns.name(), self = self_;
+  auto alive = alive_;
+  Namespace* nsp = &ns;
+  cluster_->rpc()
+      .call(owner, kFireDeadline,
+            [nsn, hex, self](Node::Client client) {
+              auto req = client.registerActivationRequest();
+              wire::set_ref(req.initTarget(), nsn, hex);
+              req.setHost(self);
+              return req.send().then([](capnp::Response<Node::RegisterActivationResults> r) {
+                return r.getResult().isConflict();
+              });
+            })
+      .then(
+          [this, alive, is_group, nsp, hex, owner](bool conflict) {
+            // Two activations (a partition healed, or a join raced an identify): the owner's
+            // copy is kept and ours joins it.
+            if (*alive && conflict && is_group) hand_over_group(*nsp, hex, owner);
+          },
+          [this, alive, is_group, nsp, hex, owner, attempts](kj::Exception&&) {
+            // The owner may not have taken us back yet (a heal, a refutation): retry while the
+            // object still lives here and the owner has not changed.
+            if (!*alive || attempts <= 1) return;
+            auto t = std::make_shared<asio::steady_timer>(loop_.io(), retry_delay(attempts));
+            t->async_wait([this, alive, is_group, nsp, hex, owner, attempts, t](std::error_code ec) {
+              if (ec || !*alive || !cluster_) return;
+              auto id = wire::id_of(hex);
+              if (!id || cluster_->owner(*id) != owner || known_host(hex) != self_) return;
+              register_with_owner(*nsp, is_group, hex, owner, attempts - 1);
+            });
+          })
+      .detach([](kj::Exception&&) {});
+}
+
 void Runtime::reassert() {
   if (!cluster_) return;
+  // Objects this node holds whose ids others own: registered again (a copy made on the other
+  // side of a partition is merged into the owner's).
+  view_changed();
   // Replicas: their Group's node adopts them again with their current slots (no-op if it never
   // forgot them).
   for (auto& [name, cls] : classes_) {
@@ -610,7 +659,7 @@ void Runtime::reassert() {
         rids.push_back(e.rid);
       }
       std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;
-      fire(st.group_node, [gns, cns, gid, s, self, count, rids](Node::Client client) {
+      fire_retry(st.group_node, [gns, cns, gid, s, self, count, rids](Node::Client client) {
         auto req = client.registerActivationRequest();
         wire::set_ref(req.initTarget(), cns, s);
         req.setHost(self);
@@ -631,7 +680,7 @@ void Runtime::reassert() {
     for (const auto& [rid, n] : counts) {
       std::string gns = g.group_ns->name(), self = self_, gidc = gid, r = rid;
       int count = n;
-      fire(g.group_node, [gns, gidc, r, self, count](Node::Client client) {
+      fire_retry(g.group_node, [gns, gidc, r, self, count](Node::Client client) {
         auto req = client.subscribeRequest();
         wire::set_ref(req.initGroup(), gns, gidc);
         req.setRequestId(r);
@@ -690,7 +739,7 @@ void Runtime::node_gone(const std::string& node) {
         continue;
       }
       std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;
-      fire(owner, [gns, cns, gid, s, self, count, rids](Node::Client client) {
+      fire_retry(owner, [gns, cns, gid, s, self, count, rids](Node::Client client) {
         auto req = client.registerActivationRequest();
         wire::set_ref(req.initTarget(), cns, s);
         req.setHost(self);
@@ -716,7 +765,7 @@ void Runtime::node_gone(const std::string& node) {
         continue;
       }
       std::string gns = g.group_ns->name(), rid = c.rid, self = self_, gidc = gid;
-      fire(g.group_node, [gns, gidc, rid, self](Node::Client client) {
+      fire_retry(g.group_node, [gns, gidc, rid, self](Node::Client client) {
         auto req = client.subscribeRequest();
         wire::set_ref(req.initGroup(), gns, gidc);
         req.setRequestId(rid);

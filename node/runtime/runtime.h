@@ -248,6 +248,8 @@ class Runtime {
   // Sends without awaiting; failures are counted and logged (membership handles dead peers).
   template <typename Fn>
   void fire(const std::string& node, Fn&& fn);
+  template <typename Fn>
+  void fire_retry(const std::string& node, Fn fn, int attempts = 6);
   void send_cast(const std::string& gid, const std::string& group_node, Namespace& group_ns,
                  rpc::wire::CastKind kind, const std::string& sender, bool self_too, const std::string& target,
                  const std::string& body);
@@ -257,6 +259,8 @@ class Runtime {
   // Before activating an id this node owns but does not know: ask its previous owner.
   Task<std::string> ask_previous_owner(const Namespace& ns, const std::string& hex);
   void forget_replica_at_group(Namespace& group_ns, const std::string& gid, const std::string& sid);
+  void register_with_owner(Namespace& ns, bool is_group, const std::string& hex, const std::string& owner,
+                           int attempts);
 
   node::Loop& loop_;
   RuntimeConfig config_;
