@@ -271,7 +271,13 @@ Task<Response> Replica::connect(Request& req) {
   socket->uid_ = std::string(*rid);
   // onopen runs before the 101 and before the socket joins the pool (DOG §3.8): emit and
   // broadcast from inside onopen do not reach the new socket; its own send() is queued.
-  co_await onopen(*socket);
+  try {
+    co_await onopen(*socket);
+  } catch (const std::exception& e) {
+    // The socket is accepted and closed at once with 1011, as any hook failure on a socket.
+    std::fprintf(stderr, "dog: onopen threw on %s: %s\n", uid().c_str(), e.what());
+    socket->close(1011, "internal error");
+  }
   state_->add_socket(socket);
   // A client connected to this node joins the node's index (the group's casts reach it) before
   // the 101; a relayed client is indexed by its entry node instead.

@@ -313,15 +313,20 @@ Task<Runtime::IdentifyAnswer> Runtime::identify_here(Namespace& group_ns, const 
 // An identify slot whose stub is never fetched is released after the claim timeout (DOG leaks
 // it forever).
 void Runtime::arm_claim_timeout(const std::shared_ptr<Stub::Identity>& id, Namespace& child, const std::string& sid) {
-  id->claim_timer = std::make_unique<asio::steady_timer>(loop_.io(), config_.identify_claim_timeout);
-  std::weak_ptr<Stub::Identity> weak = id;
-  id->claim_timer->async_wait([this, weak, &child, sid](std::error_code ec) {
-    auto ident = weak.lock();
-    if (ec || !ident || ident->claimed) return;
-    ident->claimed = true;  // the slot is gone; a late fetch takes a fresh one
-    auto rep = peer(child, sid);
-    bool empty = !rep || !rep->state_->entry(ident->rid);
-    release_slot(*ident->group_ns, ident->gid, ident->group_node, sid, ident->rid, empty);
+  // The timer and its handler hold what the release needs, not the stub: dropping the stub
+  // without a fetch must not cancel the release (the slot would leak forever, as in DOG).
+  auto done = std::make_shared<bool>(false);
+  auto timer = std::make_shared<asio::steady_timer>(loop_.io(), config_.identify_claim_timeout);
+  id->claim_done = done;
+  id->claim_timer = timer;
+  auto alive = alive_;
+  timer->async_wait([this, alive, done, timer, child = &child, sid, rid = id->rid, gid = id->gid,
+                     group_node = id->group_node, group_ns = id->group_ns](std::error_code ec) {
+    if (ec || !*alive || *done) return;
+    *done = true;  // the slot is gone; a late fetch takes a fresh one
+    auto rep = peer(*child, sid);
+    bool empty = !rep || !rep->state_->entry(rid);
+    release_slot(*group_ns, gid, group_node, sid, rid, empty);
   });
 }
 
@@ -347,8 +352,9 @@ Task<Response> Runtime::fetch(Stub& stub, Request& req) {
   Namespace& ns = *stub.ns_;
   const std::string hex = stub.id_.hex();
   if (auto ident = stub.identity_) {
-    if (!ident->claimed) {
+    if (!ident->claimed && !(ident->claim_done && *ident->claim_done)) {
       ident->claimed = true;
+      if (ident->claim_done) *ident->claim_done = true;
       if (ident->claim_timer) ident->claim_timer->cancel();
     } else if (ident->group_node == self_) {
       if (auto* core = group_core(*ident->group_ns, ident->gid))
@@ -387,23 +393,24 @@ Task<Response> Runtime::fetch_here(Namespace& ns, const std::string& hex, Reques
     maybe_evict_group(ns, gid);
     co_return res;
   }
-  auto rep = replica(ns, hex);
-  auto state = rep->state_;
   if (route) {
     req.headers.set("x-dog-client-identifier", route->rid);
     req.headers.set("x-dog-replica-identifier", hex);
     req.headers.set("x-dog-group-identifier", route->gid);
-    if (!route->group_node.empty() || !clustered()) state->group_node = route->group_node;
   }
-  // validate(req, uid): the checks and messages of dog-semantics §3.2.
+  // validate(req, uid): the checks and messages of dog-semantics §3.2, before anything is
+  // created (a refused request leaves no Replica behind).
   auto oid = req.headers.get("x-dog-replica-identifier");
   if (!oid) co_return error_response(400, "Missing: Replica ID");
-  if (*oid != rep->uid()) co_return error_response(400, "Mismatch: Replica ID");
+  if (*oid != hex) co_return error_response(400, "Mismatch: Replica ID");
   auto gid = req.headers.get("x-dog-group-identifier");
   if (!gid) co_return error_response(400, "Missing: Group ID");
   auto rid_h = req.headers.get("x-dog-client-identifier");
   if (!rid_h || rid_h->empty()) co_return error_response(400, "Missing: Request ID");
   std::string rid(*rid_h);
+  auto rep = replica(ns, hex);
+  auto state = rep->state_;
+  if (route && (!route->group_node.empty() || !clustered())) state->group_node = route->group_node;
   if (state->gid.empty()) state->gid = std::string(*gid);
 
   state->inflight++;

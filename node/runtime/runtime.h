@@ -67,7 +67,10 @@ struct Stub::Identity {
   std::string group_node;  // the node hosting the Group (self without a cluster)
   Namespace* group_ns = nullptr;
   bool claimed = false;
-  std::unique_ptr<asio::steady_timer> claim_timer;
+  // Shared with the claim timer, which outlives the stub: a slot whose stub was dropped without
+  // a fetch is still given back at the claim timeout.
+  std::shared_ptr<bool> claim_done;
+  std::shared_ptr<asio::steady_timer> claim_timer;
 };
 
 class Runtime {

@@ -1,0 +1,46 @@
+// Issue 11's "fix on the way" items, on one node: each test fails without its fix.
+#include "tests/runtime/harness.h"
+
+namespace dog::test {
+
+TEST_CASE("fix 11a: a stub dropped without a fetch still gives its slot back at the claim timeout", "[dog][fix]") {
+  RuntimeConfig cfg;
+  cfg.identify_claim_timeout = std::chrono::milliseconds(20);
+  World w(2, cfg);
+  std::string sid;
+  {
+    Stub s = w.identify("A");
+    sid = s.id().hex();
+    REQUIRE(w.core().count(sid) == 1);
+  }  // dropped, never fetched
+  CHECK(w.core().count(sid) == 1);  // DOG's rule: the slot stays reserved until the timeout...
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (w.core().count(sid) != 0 && std::chrono::steady_clock::now() < deadline) {
+    w.loop.io().restart();
+    w.loop.io().run_one_for(std::chrono::milliseconds(10));
+  }
+  CHECK(w.core().count(sid) == 0);  // ...and then it is given back
+}
+
+TEST_CASE("fix 11b: a request refused with 400 leaves no Replica behind", "[dog][fix]") {
+  World w(2);
+  auto stub = w.room().get(w.room().new_unique_id());  // no identify: no DOG headers
+  Request req = World::make_request("GET", "/hello");
+  auto res = w.run([](Stub* s, Request* r) -> Task<Response> { co_return co_await s->fetch(*r); }(&stub, &req));
+  CHECK(res.status == 400);
+  CHECK(w.rt->peer(w.room(), stub.id().hex()) == nullptr);
+  CHECK(w.rt->replica_count(w.room()) == 0);
+}
+
+TEST_CASE("fix 11c: a throwing onopen closes the socket with 1011 instead of answering 500", "[dog][fix]") {
+  World w(2);
+  w.on_open = [](Socket&) -> Task<void> {
+    throw std::runtime_error("onopen bug");
+    co_return;
+  };
+  auto c = w.connect("A");  // REQUIREs the 101
+  CHECK_FALSE(c.ws->open);
+  CHECK(c.ws->close_code == 1011);
+}
+
+}  // namespace dog::test
