@@ -70,6 +70,10 @@ class WebSocketHandler {
   virtual ~WebSocketHandler() = default;
   virtual void on_open(const std::shared_ptr<WebSocket>& ws) {}
   virtual void on_message(const std::shared_ptr<WebSocket>& ws, std::string_view data, bool text) = 0;
+  // The socket's send queue had backed up (more than 64 KiB queued when a write began) and is
+  // now fully written, however many writes that took. With WebSocket::buffered_bytes() and pause_reading() this lets a fan-out
+  // slow its publishers while a receiver is behind, and release them here.
+  virtual void on_drain(const std::shared_ptr<WebSocket>& ws) {}
   // Called exactly once. `code` is 1006 when the connection ended without a close frame
   // (including when the server dropped a peer that stopped reading).
   virtual void on_close(const std::shared_ptr<WebSocket>& ws, uint16_t code, std::string_view reason) {}

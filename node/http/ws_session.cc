@@ -241,6 +241,7 @@ void WsSession::schedule_flush() {
 void WsSession::flush() {
   if (writing_ || state_ == State::kClosed) return;
   if (queue_.empty()) return maybe_finish();
+  if (queue_.bytes() > kBacklogBytes) backlogged_ = true;  // on_drain once it is all written
   constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
   iovec iov[kMaxIov];
   msghdr msg{};
@@ -263,7 +264,24 @@ void WsSession::flush() {
     });
     return;
   }
+  if (backlogged_) {
+    backlogged_ = false;
+    notify_drained();
+  }
   maybe_finish();
+}
+
+// The queue that had backed up is written out: tell the handler (a fan-out resumes the
+// publishers it paused). Runs from the write path, never inside another hook.
+void WsSession::notify_drained() {
+  if (state_ != State::kOpen || !handler_) return;
+  auto handler = handler_;  // strong for the call, as for every hook
+  try {
+    handler->on_drain(shared_from_this());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dog: websocket on_drain threw: %s\n", e.what());
+    send_close(ws::close_code::kInternalError, "internal error");
+  }
 }
 
 void WsSession::abort(uint16_t code, std::string_view reason) { finish(code, reason); }

@@ -68,6 +68,11 @@ class WsSession final : public http::WebSocket,
   void read_ready();
   void send_close(uint16_t code, std::string_view reason);
   void maybe_finish();
+  void notify_drained();
+  // Queued bytes at a flush beyond which the socket counts as backed up; when such a queue is
+  // fully written, the handler's on_drain runs.
+  static constexpr size_t kBacklogBytes = 64 << 10;
+  bool backlogged_ = false;
   void finish(uint16_t code, std::string_view reason);
 
   std::shared_ptr<HttpServer::State> server_;

@@ -175,3 +175,87 @@ TEST_CASE("idle HTTP keep-alive connections hold no read buffer either", "[http]
   CHECK(pipelined.find("ok /1") < pipelined.find("ok /2"));
   CHECK(pipelined.find("ok /2") < pipelined.find("ok /3"));
 }
+
+TEST_CASE("overload: a publisher is paused while a receiver is behind and released on drain", "[ws][fanout]") {
+  // The fan-out policy lives in the handler (as in the runtime): when a recipient's queue passes
+  // 128 KiB the publisher's socket stops being read; on_drain releases it. Nothing is dropped.
+  struct Relay : dog::http::WebSocketHandler {
+    std::shared_ptr<WebSocket> publisher;
+    std::vector<std::shared_ptr<WebSocket>> receivers;
+    bool paused = false;
+    int pauses = 0, resumes = 0;
+    size_t max_queued = 0;
+    size_t kHigh = 128 << 10;
+    void on_open(const std::shared_ptr<WebSocket>& s) override {
+      if (!publisher) publisher = s;
+      else receivers.push_back(s);
+    }
+    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool) override {
+      if (s != publisher) return;
+      auto frames = dog::http::make_frames(d);
+      bool behind = false;
+      for (auto& r : receivers) {
+        r->send_shared(frames);
+        max_queued = std::max(max_queued, r->buffered_bytes());
+        behind = behind || r->buffered_bytes() > kHigh;
+      }
+      if (behind && !paused) {
+        paused = true;
+        ++pauses;
+        publisher->pause_reading();
+      }
+    }
+    void on_drain(const std::shared_ptr<WebSocket>&) override {
+      for (auto& r : receivers)
+        if (r->buffered_bytes() > kHigh) return;
+      if (paused) {
+        paused = false;
+        ++resumes;
+        publisher->resume_reading();
+      }
+    }
+  };
+  Loop loop;
+  auto relay = std::make_shared<Relay>();
+  auto cfg = HttpConfig::testing();
+  cfg.max_ws_send_queue_bytes = 64 << 20;  // the cap is not what bounds memory here
+  HttpServer server(loop, cfg, [relay](Request&) -> asio::awaitable<Response> { co_return Response::accept_websocket(relay); });
+  const int kMessages = 512;  // 8 MiB through one slow receiver
+  int received = 0;
+  bool in_order = true;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient pub(port);
+    timeval limit{10, 0};  // a broken server must fail the test, not hang the writer
+    ::setsockopt(pub.raw().socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    REQUIRE(eventually(loop, [&] { return relay->publisher != nullptr; }));
+    WsClient slow(port);
+    int window = 64 << 10;
+    ::setsockopt(slow.raw().socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &window, sizeof window);
+    REQUIRE(eventually(loop, [&] { return relay->receivers.size() == 1; }));
+    // The publisher writes everything at once; the receiver reads only after the server paused
+    // the publisher.
+    std::thread writer([&] {
+      for (int i = 0; i < kMessages; ++i) {
+        std::string m(16 << 10, 'a' + i % 26);
+        m.replace(0, 6, std::to_string(100000 + i));
+        pub.send(ws::Opcode::kText, m);
+      }
+    });
+    bool was_paused = eventually(loop, [&] { return relay->pauses > 0; });
+    for (int i = 0; i < kMessages; ++i) {
+      Frame f = slow.next();
+      if (f.op != ws::Opcode::kText) break;
+      if (f.payload.substr(0, 6) != std::to_string(100000 + i)) in_order = false;
+      ++received;
+    }
+    writer.join();
+    CHECK(was_paused);
+  });
+  CHECK(received == kMessages);
+  CHECK(in_order);
+  CHECK(relay->pauses >= 1);
+  CHECK(relay->resumes >= 1);
+  // Without the pause the whole 8 MiB would pile up in the receiver's queue.
+  INFO("largest queue: " << relay->max_queued);
+  CHECK(relay->max_queued < (2 << 20));
+}
