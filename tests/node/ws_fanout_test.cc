@@ -205,10 +205,14 @@ TEST_CASE("overload: a publisher is paused while a receiver is behind and releas
         publisher->pause_reading();
       }
     }
+    void on_close(const std::shared_ptr<WebSocket>& s, uint16_t, std::string_view) override {
+      if (s == publisher) publisher.reset();  // sockets hold the handler: no cycle left behind
+      std::erase(receivers, s);
+    }
     void on_drain(const std::shared_ptr<WebSocket>&) override {
       for (auto& r : receivers)
         if (r->buffered_bytes() > kHigh) return;
-      if (paused) {
+      if (paused && publisher) {
         paused = false;
         ++resumes;
         publisher->resume_reading();
