@@ -55,6 +55,8 @@ struct Room : dog::Replica {
   }
 
   dog::Task<void> onopen(dog::Socket& socket) override {
+    // Which cluster node serves this room Replica (the page shows it; "" on one node).
+    socket.send({{"type", "meta"}, {"node", node()}});
     // GCC 12 miscompiles braced temporaries inside co_await expressions: build values first.
     dog::Json join = {{"type", "user:join"}, {"from", socket.uid()}, {"time", now_ms()}};
     co_await socket.broadcast(join, true);

@@ -261,6 +261,9 @@ class Replica {
   // Live sockets on this Replica.
   size_t connections() const;
 
+  // The cluster node this Replica lives on (its --name), or "" on a single node.
+  const std::string& node() const;
+
  private:
   friend class Runtime;
   friend class Socket;

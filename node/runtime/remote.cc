@@ -66,11 +66,11 @@ void Runtime::fire(const std::string& node, Fn&& fn) {
 }
 
 // A fire() whose loss would leave state wrong (failover reports, re-assertions): retried a few
-// times while the runtime lives, 100 ms after the first failure and doubling (a peer that has
+// times while the runtime lives, 50 ms after the first failure and doubling (a peer that has
 // just taken us back may still refuse us for a moment). The receiving side is idempotent.
 namespace {
 std::chrono::milliseconds retry_delay(int attempts_left) {
-  return std::chrono::milliseconds(100 << std::clamp(6 - attempts_left, 0, 5));
+  return std::chrono::milliseconds(50 << std::clamp(6 - attempts_left, 0, 5));
 }
 }  // namespace
 template <typename Fn>

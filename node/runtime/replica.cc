@@ -359,6 +359,8 @@ Task<void> Replica::whisper(std::string target, Json msg) {
   co_return;
 }
 
+const std::string& Replica::node() const { return state_->rt->self_node(); }
+
 size_t Replica::connections() const {
   size_t n = 0;
   for (const auto& e : state_->pool) n += e.sockets.size();

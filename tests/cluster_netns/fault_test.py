@@ -16,7 +16,8 @@ Faults on host 3's node (its clients, and clients closed with 1012/1001, reconne
   drain      SIGTERM: exit 0, its clients closed with 1001
 
 Fault window: from --margin (1 s) before the fault (messages in flight when it strikes) until the
-fault's last observable effect: the cluster view back to what it should be, and every socket the
+fault's last observable effect: the cluster view back to what it should be, a Group copy made
+during a partition merged into the owner's ("handed over"), and every socket the
 fault closed reconnected and ready. After that the load runs --post seconds more; every message
 sent outside the window must then reach every session connected throughout (history.py rules).
 "No object live twice": after convergence every user's user:list (gossip over the Group's
@@ -162,9 +163,14 @@ async def scenario(args, nodes, hosts):
 
     # Let deliveries finish: until every owed message arrived (bounded).
     def window_end():
-        """The last effect of the fault before the load stopped: a close, or a reconnect's ready."""
+        """The last effect of the fault before the load stopped: a close, a reconnect's ready, or
+        the merge of two copies of a Group made on both sides of a partition (the node that
+        hands its copy over logs "handed over"; until then the two sides' casts stay apart)."""
         ends = [t_conv] + [s.ready for s in load.sessions() if s.ready and window_start < s.opened < t_stop] + \
                [s.end for s in load.sessions() if s.end and window_start < s.end < t_stop]
+        for n in nodes:
+            with n.cv:
+                ends += [t for t, l in n.lines if "handed over to" in l and window_start < t < t_stop]
         return min(max(ends), t_stop)
 
     def settled():

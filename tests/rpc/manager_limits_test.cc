@@ -153,7 +153,7 @@ TEST_CASE("rpc manager: the listener pauses on EMFILE instead of spinning", "[rp
   REQUIRE(wait_until(loop, [&] { return b.manager->stats().accepted == 1; }));
 }
 
-TEST_CASE("rpc manager: by default a message over 8 MiB is refused; bigger payloads stream", "[rpc][manager]") {
+TEST_CASE("rpc manager: by default a message over 8 MiB is refused, bigger payloads stream", "[rpc][manager]") {
   Loop loop;
   auto key = key_from(1);
   TestPeer a(loop, "a", key), b(loop, "b", key);

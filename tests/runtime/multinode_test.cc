@@ -426,6 +426,32 @@ TEST_CASE("cluster: a node's death closes its relays with 1012 and the Group is 
   }));
 }
 
+TEST_CASE("cluster: two of three nodes die at once and the survivor serves the Group alone", "[cluster]") {
+  Cluster c(3);
+  std::vector<User> users;
+  for (int i = 0; i < 9; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 3)));
+  std::string survivor = "n1";
+  c.kill("n0");
+  c.kill("n2");
+  REQUIRE(c.group_owner() == survivor);
+  // Everyone who lost a socket reconnects to the survivor; limit holds; all chat.
+  for (auto& u : users)
+    if (u.entry != survivor || !u.ws->open) u = c.connect(u.name, survivor);
+  auto& core = *c.rt(survivor).group_core(c.rt(survivor).env()["LOBBY"], c.gid_hex());
+  REQUIRE(c.wait([&] {
+    int slots = 0;
+    for (auto& sid : core.replicas()) slots += core.count(sid).value_or(0);
+    return slots == 9;
+  }));
+  for (auto& sid : core.replicas()) CHECK(core.count(sid).value_or(0) <= 2);
+  c.say(users[4], "b:alone");
+  REQUIRE(c.wait([&] {
+    for (size_t i = 0; i < users.size(); ++i)
+      if (i != 4 && users[i].count("alone") != 1) return false;
+    return true;
+  }));
+}
+
 TEST_CASE("cluster: a joining node that takes a Group's id moves nothing and makes no copy", "[cluster]") {
   Cluster c(2);
   std::vector<User> users;
