@@ -190,7 +190,7 @@ interface Node {
   registerActivation @14 (target :ObjectRef, host :Text, hostSession :UInt64, group :ObjectRef,
                           report :GroupReport) -> (result :RegisterResult);
   # Directory: `host` holds a live activation of `target`; sent to the id's owner when
-  # ownership moves, so later lookups find it. With `group` set, `target` is a Replica of that
+  # ownership moves, so later lookups find it. An empty `host` unregisters it (evicted). With `group` set, `target` is a Replica of that
   # Group whose node died: the receiver (the Group id's new owner) re-creates the Group and
   # adopts the Replica with the slot counts in `report`, so `limit` holds after a failover.
 

@@ -33,6 +33,7 @@ std::string Runtime::locate(const Namespace& ns, const std::string& hex) const {
   const Class& c = class_of(ns);
   if (c.groups.count(hex) || c.replicas.count(hex)) return self_;
   if (auto it = directory_.find(hex); it != directory_.end() && cluster_->is_member(it->second)) return it->second;
+  if (auto it = routes_.find(hex); it != routes_.end() && cluster_->is_member(it->second)) return it->second;
   auto id = wire::id_of(hex);
   return id ? cluster_->owner(*id) : self_;
 }
@@ -468,8 +469,31 @@ void Runtime::subscribe(const std::string& gid, const std::string& rid, const st
 
 // ---- failover and the directory ------------------------------------------------------------
 
+void Runtime::remember_route(const std::string& hex, const std::string& node) {
+  if (routes_.size() >= kMaxRoutes) routes_.clear();  // bounded: a cache, rebuilt by use
+  routes_[hex] = node;
+}
+
+void Runtime::unregister(const Namespace& ns, const std::string& hex) {
+  auto id = wire::id_of(hex);
+  if (!id) return;
+  std::string owner = cluster_->owner(*id);
+  if (owner == self_) return;
+  std::string nsn = ns.name();
+  fire(owner, [nsn, hex](Node::Client client) {
+    auto req = client.registerActivationRequest();
+    wire::set_ref(req.initTarget(), nsn, hex);
+    req.setHost("");  // no longer live anywhere we know of
+    return req.send().ignoreResult();
+  });
+}
+
 bool Runtime::register_host(const std::string& hex, const std::string& host) {
-  if (host.empty() || host == self_) return true;
+  if (host.empty()) {
+    directory_.erase(hex);  // the host evicted it
+    return true;
+  }
+  if (host == self_) return true;
   if (find_group(hex)) return false;  // two activations: ours (the owner's) is kept
   directory_[hex] = host;
   return true;
@@ -696,6 +720,7 @@ void Runtime::reassert() {
 void Runtime::node_gone(const std::string& node) {
   if (!cluster_ || node == self_) return;
   std::erase_if(directory_, [&](const auto& kv) { return kv.second == node; });
+  std::erase_if(routes_, [&](const auto& kv) { return kv.second == node; });
   // Groups here: Replicas that lived there are gone, and so are the sockets that node held.
   for (auto& [name, cls] : classes_) {
     if (!cls.is_group) continue;

@@ -184,6 +184,7 @@ void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
   const GroupHost& h = *it->second;
   if (h.identifying || !h.waiters.empty() || h.inflight > 0 || !h.core.replicas().empty()) return;
   gc.groups.erase(it);
+  if (cluster_) unregister(group_ns, gid);
 }
 
 std::vector<std::string> Runtime::neighbors(Namespace& ns, const std::string& hex) {
@@ -237,7 +238,7 @@ Task<Stub> Runtime::identify(const ObjectId& gid, std::string_view rid_in, const
     ++stats_.reroutes;
     node = ans.not_here;
   }
-  if (node != self_) directory_[gid.hex()] = node;
+  if (node != self_) remember_route(gid.hex(), node);
   Namespace& child = family.child;
   Stub stub = child.get(child.id_from_string(ans.sid));
   stub.node_ = ans.node;
@@ -369,7 +370,7 @@ Task<Response> Runtime::fetch(Stub& stub, Request& req) {
     if (attempt == 1 || out.not_here == node) co_return error_response(503, "object unavailable: routing has not converged");
     ++stats_.reroutes;
     node = out.not_here;
-    directory_[hex] = node;
+    remember_route(hex, node);
   }
 }
 
@@ -443,7 +444,10 @@ bool Runtime::evict_if_idle(Namespace& ns, const std::string& hex) {
   // Leave the Group's bookkeeping (DOG keeps departed Replicas forever).
   if (st.parent_ns && !st.gid.empty()) release_slot(*st.parent_ns, st.gid, st.group_node, hex, "", true);
   class_of(ns).replicas.erase(hex);
-  if (cluster_) cluster_->publish_load(static_cast<uint32_t>(class_of(ns).replicas.size()));
+  if (cluster_) {
+    cluster_->publish_load(static_cast<uint32_t>(class_of(ns).replicas.size()));
+    unregister(ns, hex);
+  }
   return true;
 }
 

@@ -271,9 +271,17 @@ class Runtime {
   std::string self_;
   Env env_;
   std::map<std::string, Class, std::less<>> classes_;
-  // Where objects this node does not own were last found (learned from "not here" answers and
-  // registrations): hex -> node.
+  // The directory: objects whose ids this node owns but which live elsewhere (registrations, a
+  // previous owner's answer, a Group handed over): hex -> node. Entries leave when the host
+  // unregisters the object (it was evicted) or dies.
   std::unordered_map<std::string, std::string> directory_;
+  // Where this node last reached objects it does not own (a cache: clients choose the ids, so it
+  // is capped and simply cleared when full). hex -> node.
+  std::unordered_map<std::string, std::string> routes_;
+  static constexpr size_t kMaxRoutes = 1 << 16;
+  void remember_route(const std::string& hex, const std::string& node);
+  // The object `hex` of `ns` is no longer live here: tell its owner's directory.
+  void unregister(const Namespace& ns, const std::string& hex);
   // Entry side: client sockets by Group, for deliver_cast.
   struct Client {
     std::string rid;

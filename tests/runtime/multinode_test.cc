@@ -488,6 +488,18 @@ TEST_CASE("cluster: a joining node that takes a Group's id moves nothing and mak
   INFO(report << " group hosts " << c.group_hosts().size() << " before " << before);
   REQUIRE(all);
   for (auto& u : users) CHECK(u.ws->open);  // no socket was closed by the join
+  // The newcomer's directory names the Group's host; when the host evicts the idle Group, the
+  // entry goes too (the directory holds live objects only).
+  REQUIRE(c.wait([&] { return c.rt(newcomer).known_host(c.gid_hex()) == before; }));
+  for (auto& u : users) {
+    u.ws->open = false;
+    u.handler->on_close(u.ws, 1000, "");
+  }
+  REQUIRE(c.wait([&] {
+    for (auto& [n, node] : c.nodes) node->rt->evict_all_idle();
+    return c.group_hosts().empty();
+  }));
+  CHECK(c.wait([&] { return c.rt(newcomer).known_host(c.gid_hex()).empty(); }));
 }
 
 TEST_CASE("cluster: after a partition heals, a Group live on both sides becomes one", "[cluster]") {
