@@ -310,7 +310,7 @@ TEST_CASE("item 8: 100 Continue goes to HTTP/1.1 clients only, and responses car
   }
 }
 
-TEST_CASE("item 8b: Host is required once in HTTP/1.1; 405 has Allow; 426 has Upgrade", "[http][rfc]") {
+TEST_CASE("item 8b: Host is required once in HTTP/1.1, 405 has Allow, 426 has Upgrade", "[http][rfc]") {
   Loop loop;
   HttpServer server(loop, HttpConfig::testing(), handler());
   std::string no_host, two_hosts, old_no_host, allow, plain_ws, bad_version, handler_426;

@@ -51,7 +51,7 @@ TEST_CASE("the head scanner rejects bare LF and obs-fold, also across reads", "[
   CHECK(scan_parts({"GET / HTTP/1.1\r\nA: b c\r\n\r\n"}) == R::kHeadEnd);  // inner spaces are fine
 }
 
-TEST_CASE("response fields: token names, values without CR, LF or NUL; Date is IMF-fixdate", "[wire]") {
+TEST_CASE("response fields: token names, values without CR, LF or NUL, and Date is IMF-fixdate", "[wire]") {
   CHECK(dog::node::valid_field_name("X-Dog_1.a~!"));
   CHECK_FALSE(dog::node::valid_field_name(""));
   CHECK_FALSE(dog::node::valid_field_name("X Bad"));
