@@ -249,9 +249,14 @@ class SocketAdapter final : public http::WebSocketHandler {
 // ---- Replica -------------------------------------------------------------------------------
 
 Task<Response> Replica::connect(Request& req) {
-  if (req.method != "GET") co_return abort_with(405);
-  auto upgrade = req.headers.get("upgrade");
-  if (!upgrade || *upgrade != "websocket") co_return abort_with(426);  // case-sensitive, as DOG
+  if (req.method != "GET") {
+    auto r = Response::method_not_allowed("GET");
+    r.headers.set("Connection", "close");
+    co_return r;
+  }
+  // RFC 6455/9110: the Upgrade token is case-insensitive and may sit in a list (DOG compared
+  // it case-sensitively). The front door adds `Upgrade: websocket` to every 426.
+  if (!req.is_websocket_upgrade()) co_return abort_with(426);
   auto key = req.headers.get("sec-websocket-key");
   std::string k = key ? std::string(*key) : std::string();
   while (!k.empty() && (k.back() == ' ' || k.back() == '\t')) k.pop_back();

@@ -126,11 +126,11 @@ TEST_CASE("conformance 12: a failed upgrade frees its slot", "[dog]") {
   World w(1);
   auto post = World::ws_request("/ws");
   post.method = "POST";
-  auto wrong_case = World::ws_request("/ws");
-  wrong_case.headers.set("Upgrade", "WebSocket");
+  auto not_ws = World::ws_request("/ws");
+  not_ws.headers.set("Upgrade", "h2c");
   auto bad_key = World::ws_request("/ws");
   bad_key.headers.set("Sec-WebSocket-Key", "short");
-  for (auto* req : {&post, &wrong_case, &bad_key}) {
+  for (auto* req : {&post, &not_ws, &bad_key}) {
     auto res = w.run([](World* w, Request* r) -> Task<Response> {
       auto stub = co_await dog::identify(w->gid(), "A", {w->lobby(), w->room()});
       co_return co_await stub.fetch(*r);
