@@ -208,8 +208,10 @@ class Socket {
   Replica* replica_ = nullptr;
   std::string uid_;
   std::shared_ptr<http::WebSocket> ws_;
-  // Sends an already serialized text message (the node's fan-out path).
+  // Sends an already serialized text message; with `frames` (the same message encoded once for
+  // every recipient on this node) an open socket queues a reference instead of a copy.
   void send_text(std::string body);
+  void send_text(std::string_view body, const http::SharedFrames& frames);
   std::vector<std::string> pending_;  // sends before the upgrade completed
   bool closing_ = false;
   bool indexed_ = false;  // in the node's socket index (a client on this node)

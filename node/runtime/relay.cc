@@ -106,6 +106,14 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
     pending.emplace_back(std::string(data), text);
   }
 
+  void deliver_shared(std::string_view data, const http::SharedFrames& frames) {
+    if (auto s = ws.lock()) {
+      s->send_shared(frames);
+      return;
+    }
+    deliver(data, true);
+  }
+
   void close_from_replica(uint16_t code, std::string reason) {
     if (auto s = ws.lock()) s->close(code, reason);
     else pending_close = {code, std::move(reason)};
@@ -293,7 +301,9 @@ void bind_entry_relay(Runtime::EntryRelay& relay, rpc::wire::WsSink::Client from
 
 void abandon_entry_relay(Runtime::EntryRelay& relay) { relay.closed = true; }
 
-void relay_deliver(Runtime::EntryRelay& relay, std::string_view text) { relay.deliver(text, true); }
+void relay_deliver(Runtime::EntryRelay& relay, std::string_view text, const http::SharedFrames& frames) {
+  relay.deliver_shared(text, frames);
+}
 
 Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryRelay>& relay) {
   auto route = relay->route;

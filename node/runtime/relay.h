@@ -36,8 +36,9 @@ std::shared_ptr<http::WebSocketHandler> as_handler(const std::shared_ptr<Runtime
 void bind_entry_relay(Runtime::EntryRelay& relay, rpc::wire::WsSink::Client from_client, const std::string& node);
 // Indexes the relay's client under its Group before the 101 (see Runtime::attach_client).
 Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryRelay>& relay);
-// A cast for the relay's client (buffered until the client socket is open).
-void relay_deliver(Runtime::EntryRelay& relay, std::string_view text);
+// A cast for the relay's client (buffered until the client socket is open); `frames` is the
+// message encoded once for every recipient on this node.
+void relay_deliver(Runtime::EntryRelay& relay, std::string_view text, const http::SharedFrames& frames);
 // The Replica refused the upgrade (a plain response went back instead).
 void abandon_entry_relay(Runtime::EntryRelay& relay);
 // Closes the client socket with `code` (the Replica's node is gone).

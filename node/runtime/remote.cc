@@ -372,14 +372,16 @@ void Runtime::deliver_cast(rpc::wire::GroupCast::Reader cast) {
   std::string_view text(body.begin(), body.size());
   bool self_too = cast.getSelf();
   auto clients = it->second.clients;  // snapshot: a send may close a socket, which edits the list
+  // Encoded once for every recipient on this node: each socket's queue takes a reference.
+  const http::SharedFrames frames = http::make_frames(text, true);
   for (const auto& c : clients) {
     bool hit = kind == rpc::wire::CastKind::WHISPER ? c.rid == target : (self_too || c.rid != sender);
     if (!hit) continue;
     if (auto s = c.local.lock()) {
-      s->send_text(std::string(text));
+      s->send_text(text, frames);
       ++stats_.casts_delivered;
     } else if (auto r = c.relay.lock()) {
-      relay_deliver(*r, text);
+      relay_deliver(*r, text, frames);
       ++stats_.casts_delivered;
     }
   }

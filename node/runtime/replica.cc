@@ -114,6 +114,11 @@ void Replica::State::touch() {
 
 void Socket::send(const Json& msg) { send_text(Runtime::serialize(msg)); }
 
+void Socket::send_text(std::string_view body, const http::SharedFrames& frames) {
+  if (ws_ && frames) ws_->send_shared(frames);
+  else send_text(std::string(body));
+}
+
 void Socket::send_text(std::string body) {
   if (ws_) {
     ws_->send(body, true);

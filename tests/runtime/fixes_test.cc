@@ -43,4 +43,17 @@ TEST_CASE("fix 11c: a throwing onopen closes the socket with 1011 instead of ans
   CHECK(c.ws->close_code == 1011);
 }
 
+TEST_CASE("issue 13: a broadcast is encoded once per node and shared by every recipient", "[dog][fanout]") {
+  World w(2);
+  auto a = w.connect("A");
+  auto b = w.connect("B");
+  auto c = w.connect("C");  // a second Replica: the cast crosses Replicas, still one encoding
+  w.say(a, "bcast:hi");
+  REQUIRE(b.ws->received("hi"));
+  REQUIRE(c.ws->received("hi"));
+  REQUIRE(!b.ws->shared.empty());
+  REQUIRE(!c.ws->shared.empty());
+  CHECK(b.ws->shared.back() == c.ws->shared.back());
+}
+
 }  // namespace dog::test

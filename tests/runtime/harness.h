@@ -30,7 +30,33 @@ struct TestSocket : http::WebSocket {
     got.emplace_back(data);
     return true;
   }
-  bool send_encoded(std::string_view) override { return open; }
+  // The buffers fan-out handed over by reference (identity: one encoding for all recipients).
+  std::vector<const void*> shared;
+  bool send_shared(const http::SharedFrames& frames) override {
+    shared.push_back(frames.get());
+    return frames && send_encoded(*frames);
+  }
+  // Server frames (unmasked, FIN set, as make_frames() writes them): the payloads are recorded
+  // like send()'s, so tests see fan-out deliveries whatever path they took.
+  bool send_encoded(std::string_view frames) override {
+    if (!open) return false;
+    size_t i = 0;
+    while (i + 2 <= frames.size()) {
+      uint64_t len = uint8_t(frames[i + 1]) & 0x7f;
+      size_t h = 2;
+      if (len == 126) {
+        len = (uint64_t(uint8_t(frames[i + 2])) << 8) | uint8_t(frames[i + 3]);
+        h = 4;
+      } else if (len == 127) {
+        len = 0;
+        for (int k = 0; k < 8; ++k) len = (len << 8) | uint8_t(frames[i + 2 + k]);
+        h = 10;
+      }
+      got.emplace_back(frames.substr(i + h, len));
+      i += h + len;
+    }
+    return true;
+  }
   void close(uint16_t code, std::string_view) override {
     if (!open) return;
     open = false;
