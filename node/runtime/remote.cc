@@ -24,6 +24,36 @@ constexpr auto kFireDeadline = 10 * kj::SECONDS;
 const routing::IdNamespace& keys_of(const std::shared_ptr<const void>& p) {
   return *static_cast<const routing::IdNamespace*>(p.get());
 }
+
+// The calls several paths make, one builder each (what ConnectionManager::call runs).
+auto subscribe_call(std::string gns, std::string gid, std::string rid, std::string node, int delta,
+                    bool absolute = false) {
+  return [=](Node::Client client) {
+    auto req = client.subscribeRequest();
+    wire::set_ref(req.initGroup(), gns, gid);
+    req.setRequestId(rid);
+    req.setNode(node);
+    req.setDelta(delta);
+    req.setAbsolute(absolute);
+    return req.send().ignoreResult();
+  };
+}
+
+// "`host` holds Replica `sid` of Group `gid` with `count` slots and these request ids".
+auto report_call(std::string gns, std::string cns, std::string gid, std::string sid, std::string host, int count,
+                 std::vector<std::string> rids) {
+  return [=](Node::Client client) {
+    auto req = client.registerActivationRequest();
+    wire::set_ref(req.initTarget(), cns, sid);
+    req.setHost(host);
+    wire::set_ref(req.initGroup(), gns, gid);
+    auto rep = req.initReport();
+    rep.setReplicaCount(count);
+    auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
+    for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
+    return req.send().ignoreResult();
+  };
+}
 }  // namespace
 
 // ---- routing -------------------------------------------------------------------------------
@@ -400,14 +430,7 @@ Task<void> Runtime::attach_client(Namespace& group_ns, std::string gid, std::str
     co_return;
   }
   std::string gns = group_ns.name(), self = self_;
-  auto p = cluster_->rpc().call(group_node, kFireDeadline, [gns, gid, rid, self](Node::Client client) {
-    auto req = client.subscribeRequest();
-    wire::set_ref(req.initGroup(), gns, gid);
-    req.setRequestId(rid);
-    req.setNode(self);
-    req.setDelta(1);
-    return req.send().ignoreResult();
-  });
+  auto p = cluster_->rpc().call(group_node, kFireDeadline, subscribe_call(gns, gid, rid, self, 1));
   try {
     co_await node::await_kj(loop_, std::move(p));
   } catch (const node::KjError& e) {
@@ -432,14 +455,7 @@ void Runtime::detach_client(const std::string& gid, const std::string& rid, cons
     return;
   }
   std::string gname = gns ? gns->name() : std::string(), self = self_;
-  fire(group_node, [gname, gid, rid, self](Node::Client client) {
-    auto req = client.subscribeRequest();
-    wire::set_ref(req.initGroup(), gname, gid);
-    req.setRequestId(rid);
-    req.setNode(self);
-    req.setDelta(-1);
-    return req.send().ignoreResult();
-  });
+  fire(group_node, subscribe_call(gname, gid, rid, self, -1));
 }
 
 void Runtime::subscribe(const std::string& gid, const std::string& rid, const std::string& node, int delta,
@@ -451,15 +467,7 @@ void Runtime::subscribe(const std::string& gid, const std::string& rid, const st
     if (auto c = clients_.find(gid); c != clients_.end()) gns = c->second.group_ns;
     if (to.empty() || !gns) return;
     std::string gname = gns->name();
-    fire(to, [gname, gid, rid, node, delta, absolute](Node::Client client) {
-      auto req = client.subscribeRequest();
-      wire::set_ref(req.initGroup(), gname, gid);
-      req.setRequestId(rid);
-      req.setNode(node);
-      req.setDelta(delta);
-      req.setAbsolute(absolute);
-      return req.send().ignoreResult();
-    });
+    fire(to, subscribe_call(gname, gid, rid, node, delta, absolute));
     return;
   }
   auto& rids = host->subscribers[node];
@@ -549,31 +557,13 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
     std::string host = n == h.replica_node.end() ? self_ : n->second;
     int count = h.core.count(sid).value_or(0);
     auto rids = h.core.rids_of(sid);
-    fire(to, [gns, cns, gid, sid, host, count, rids](Node::Client client) {
-      auto req = client.registerActivationRequest();
-      wire::set_ref(req.initTarget(), cns, sid);
-      req.setHost(host);
-      wire::set_ref(req.initGroup(), gns, gid);
-      auto rep = req.initReport();
-      rep.setReplicaCount(count);
-      auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
-      for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
-      return req.send().ignoreResult();
-    });
+    fire(to, report_call(gns, cns, gid, sid, host, count, rids));
   }
   for (const auto& [node, rids] : h.subscribers)
     for (const auto& [rid, n] : rids) {
       std::string nd = node, r = rid;
       int delta = n;
-      fire(to, [gns, gid, nd, r, delta](Node::Client client) {
-        auto req = client.subscribeRequest();
-        wire::set_ref(req.initGroup(), gns, gid);
-        req.setRequestId(r);
-        req.setNode(nd);
-        req.setDelta(delta);
-        req.setAbsolute(true);  // the receiving copy may have counted the same sockets
-        return req.send().ignoreResult();
-      });
+      fire(to, subscribe_call(gns, gid, r, nd, delta, /*absolute=*/true));  // the receiver may have counted them
     }
   gc.groups.erase(it);
   directory_[gid] = to;
@@ -591,17 +581,7 @@ void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const s
   if (!find_group(gid)) {
     if (std::string to = moved_to(gid); !to.empty()) {  // handed over: the report goes there
       std::string gns = group_ns.name(), cns = child_ns;
-      fire(to, [gns, cns, gid, sid, host, count, rids](Node::Client client) {
-        auto req = client.registerActivationRequest();
-        wire::set_ref(req.initTarget(), cns, sid);
-        req.setHost(host);
-        wire::set_ref(req.initGroup(), gns, gid);
-        auto rep = req.initReport();
-        rep.setReplicaCount(count);
-        auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
-        for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
-        return req.send().ignoreResult();
-      });
+      fire(to, report_call(gns, cns, gid, sid, host, count, rids));
       return;
     }
   }
@@ -678,24 +658,10 @@ void Runtime::reassert() {
     for (auto& [sid, rep] : cls.replicas) {
       auto& st = *rep->state_;
       if (st.gid.empty() || !st.parent_ns || st.group_node.empty() || st.group_node == self_) continue;
-      int count = st.inflight;
       std::vector<std::string> rids;
-      for (auto& e : st.pool) {
-        count += static_cast<int>(e.sockets.size());
-        rids.push_back(e.rid);
-      }
+      int count = st.slots(&rids);
       std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;
-      fire_retry(st.group_node, [gns, cns, gid, s, self, count, rids](Node::Client client) {
-        auto req = client.registerActivationRequest();
-        wire::set_ref(req.initTarget(), cns, s);
-        req.setHost(self);
-        wire::set_ref(req.initGroup(), gns, gid);
-        auto rep = req.initReport();
-        rep.setReplicaCount(count);
-        auto l = rep.initRequestIds(static_cast<unsigned>(rids.size()));
-        for (size_t i = 0; i < rids.size(); ++i) l.set(static_cast<unsigned>(i), rids[i]);
-        return req.send().ignoreResult();
-      });
+      fire_retry(st.group_node, report_call(gns, cns, gid, s, self, count, rids));
     }
   }
   // Client sockets: the exact count per request id, at each Group's node.
@@ -706,15 +672,7 @@ void Runtime::reassert() {
     for (const auto& [rid, n] : counts) {
       std::string gns = g.group_ns->name(), self = self_, gidc = gid, r = rid;
       int count = n;
-      fire_retry(g.group_node, [gns, gidc, r, self, count](Node::Client client) {
-        auto req = client.subscribeRequest();
-        wire::set_ref(req.initGroup(), gns, gidc);
-        req.setRequestId(r);
-        req.setNode(self);
-        req.setDelta(count);
-        req.setAbsolute(true);
-        return req.send().ignoreResult();
-      });
+      fire_retry(g.group_node, subscribe_call(gns, gidc, r, self, count, /*absolute=*/true));
     }
   }
 }
@@ -755,28 +713,14 @@ void Runtime::node_gone(const std::string& node) {
       if (!gid_id) continue;
       std::string owner = cluster_->owner(*gid_id);
       st.group_node = owner;
-      int count = st.inflight;
       std::vector<std::string> rids;
-      for (auto& e : st.pool) {
-        count += static_cast<int>(e.sockets.size());
-        rids.push_back(e.rid);
-      }
+      int count = st.slots(&rids);
       if (owner == self_) {
         adopt_replica(*st.parent_ns, st.gid, name, sid, self_, count, rids);
         continue;
       }
       std::string gns = st.parent_ns->name(), cns = name, gid = st.gid, self = self_, s = sid;
-      fire_retry(owner, [gns, cns, gid, s, self, count, rids](Node::Client client) {
-        auto req = client.registerActivationRequest();
-        wire::set_ref(req.initTarget(), cns, s);
-        req.setHost(self);
-        wire::set_ref(req.initGroup(), gns, gid);
-        auto rep = req.initReport();
-        rep.setReplicaCount(count);
-        auto l = rep.initRequestIds(rids.size());
-        for (size_t i = 0; i < rids.size(); ++i) l.set(i, rids[i]);
-        return req.send().ignoreResult();
-      });
+      fire_retry(owner, report_call(gns, cns, gid, s, self, count, rids));
     }
   }
   for (auto& [gid, g] : clients_) {
@@ -792,14 +736,7 @@ void Runtime::node_gone(const std::string& node) {
         continue;
       }
       std::string gns = g.group_ns->name(), rid = c.rid, self = self_, gidc = gid;
-      fire_retry(g.group_node, [gns, gidc, rid, self](Node::Client client) {
-        auto req = client.subscribeRequest();
-        wire::set_ref(req.initGroup(), gns, gidc);
-        req.setRequestId(rid);
-        req.setNode(self);
-        req.setDelta(1);
-        return req.send().ignoreResult();
-      });
+      fire_retry(g.group_node, subscribe_call(gns, gidc, rid, self, 1));
     }
   }
 }

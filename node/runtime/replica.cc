@@ -98,6 +98,15 @@ void Replica::State::release(const std::string& rid, bool empty) {
   rt->release_slot(*parent_ns, gid, group_node, self->uid(), rid, empty);
 }
 
+int Replica::State::slots(std::vector<std::string>* rids) const {
+  int count = inflight;
+  for (const auto& e : pool) {
+    count += static_cast<int>(e.sockets.size());
+    if (rids) rids->push_back(e.rid);
+  }
+  return count;
+}
+
 void Replica::State::touch() {
   if (inflight > 0 || !pool.empty()) return;
   if (!idle_timer) idle_timer = std::make_unique<asio::steady_timer>(rt->loop().io());

@@ -57,6 +57,9 @@ struct Replica::State {
   // Releases one slot of `rid` at the Group.
   void release(const std::string& rid, bool empty);
   void touch();  // re-arms idle eviction when nothing is in flight
+  // The slots this Replica holds at its Group (sockets + requests in flight), and the request
+  // ids with a socket here.
+  int slots(std::vector<std::string>* rids) const;
 };
 
 // Identity of a stub returned by identify(): which request id and Group it speaks for, and
