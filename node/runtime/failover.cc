@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <map>
 
+#include <kj/vector.h>
+
 #include "node/kj_await.h"
 #include "node/runtime/peer_calls.h"
 #include "node/runtime/relay.h"
@@ -94,19 +96,29 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
   GroupHost& h = *it->second;
   if (h.identifying || h.inflight > 0 || !h.waiters.empty()) return;  // busy: the next view change retries
   std::string gns = group_ns.name(), cns = h.child ? h.child->name() : std::string();
+  // The state goes over one connection in order; the merge is done when the receiver has taken
+  // all of it (logged then: the end of a partition's effects, as the namespace tests read it).
+  kj::Vector<kj::Promise<void>> sent;
   for (const auto& sid : h.core.replicas()) {
     auto n = h.replica_node.find(sid);
     std::string host = n == h.replica_node.end() ? self_ : n->second;
     int count = h.core.count(sid).value_or(0);
     auto rids = h.core.rids_of(sid);
-    fire(to, report_call(gns, cns, gid, sid, host, count, rids));
+    sent.add(cluster_->rpc().call(to, kFireDeadline, report_call(gns, cns, gid, sid, host, count, rids)));
   }
   for (const auto& [node, rids] : h.subscribers)
-    for (const auto& [rid, n] : rids) {
-      std::string nd = node, r = rid;
-      int delta = n;
-      fire(to, subscribe_call(gns, gid, r, nd, delta, /*absolute=*/true));  // the receiver may have counted them
-    }
+    for (const auto& [rid, n] : rids)  // absolute: the receiver may have counted them already
+      sent.add(cluster_->rpc().call(to, kFireDeadline, subscribe_call(gns, gid, rid, node, n, /*absolute=*/true)));
+  auto alive = alive_;
+  kj::joinPromises(sent.releaseAsArray())
+      .then(
+          [gid, to]() { std::fprintf(stderr, "dog: group %s handed over to %s\n", gid.substr(0, 12).c_str(), to.c_str()); },
+          [this, alive, gid, to](kj::Exception&& e) {
+            if (*alive) ++stats_.remote_errors;
+            std::fprintf(stderr, "dog: handing group %s over to %s failed: %s\n", gid.substr(0, 12).c_str(), to.c_str(),
+                         e.getDescription().cStr());
+          })
+      .detach([](kj::Exception&&) {});
   gc.groups.erase(it);
   directory_[gid] = to;
   for (auto& [name, cls] : classes_)
@@ -114,7 +126,6 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
       for (auto& [sid, rep] : cls.replicas)
         if (rep->state_->gid == gid) rep->state_->group_node = to;
   if (auto c = clients_.find(gid); c != clients_.end()) c->second.group_node = to;
-  std::fprintf(stderr, "dog: group %s handed over to %s\n", gid.substr(0, 12).c_str(), to.c_str());
 }
 
 void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& child_ns,
