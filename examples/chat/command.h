@@ -1,4 +1,4 @@
-// dog-chat: parsing of chat text, by hand. Client text is never given to std::regex: libstdc++'s
+// dog-chat: parsing of chat text, by hand. Client text is never given to a regex: libstdc++'s
 // regex recurses per character, so one 100,000-space message overflowed the stack.
 //
 // Every function is linear in the input, allocates only its result, and accepts any bytes.
@@ -18,7 +18,7 @@ struct Command {
   std::string text;
 };
 
-// The whitespace of std::regex's \s in the C locale.
+// The whitespace of a regex \s in the C locale.
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 inline std::string_view trim(std::string_view s) {

@@ -107,7 +107,7 @@ struct Room : dog::Replica {
         socket.send({{"type", "error"}, {"error", "msg needs a text field"}});
         co_return;
       }
-      // Parsed by hand: std::regex on client text recursed per character and crashed the node.
+      // Parsed by hand: a regex on client text recursed per character and crashed the node.
       auto cmd = dog_chat::parse_command(input["text"].get<std::string>());
       dog::Json output = {{"type", "user:msg"}, {"from", socket.uid()}, {"text", cmd.text}, {"time", now_ms()}};
       if (cmd.kind == dog_chat::Command::Kind::kGroup) {

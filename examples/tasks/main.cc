@@ -21,7 +21,7 @@
 
 namespace {
 
-// Splits "/tasks/NAME[/ws|/jobs][/]" by hand (no std::regex on client input). Returns the
+// Splits "/tasks/NAME[/ws|/jobs][/]" by hand (no regex on client input). Returns the
 // task name and the sub-route ("", "/ws" or "/jobs"), or nothing if the path does not match.
 struct TaskPath {
   std::string name;
