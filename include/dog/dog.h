@@ -281,6 +281,10 @@ struct RuntimeConfig {
   // A Replica with no sockets and no requests in flight for this long is evicted and leaves its
   // Group and peers. Default: 5 min.
   std::chrono::milliseconds replica_idle_timeout{300'000};
+  // Live objects (Groups, or Replicas) of one namespace on this node; a request that would
+  // create one more is answered 503 (counted in Runtime::Stats::objects_refused), so client-
+  // chosen names cannot grow a node's memory without bound. Default: 100,000.
+  size_t max_live_objects = 100'000;
 };
 
 // The application: registered classes, the request handler, and the node that serves them.

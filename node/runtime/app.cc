@@ -74,6 +74,10 @@ App::App() : impl_(std::make_unique<Impl>()) {
   impl_->cli.add_option("--max-body-kib", impl_->max_body_kib, "largest request body accepted, KiB")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
+  impl_->cli.add_option("--max-objects", config.max_live_objects,
+                        "live Groups (or Replicas) per namespace on this node; more are refused with 503")
+      ->check(CLI::Range(size_t{1}, size_t{100'000'000}))
+      ->capture_default_str();
   impl_->cli.add_option("--drain-timeout", impl_->drain_timeout_s,
                         "seconds SIGTERM/SIGINT may take: leave the cluster, close WebSockets with 1001, finish requests")
       ->check(CLI::Range(1, 3600))

@@ -124,6 +124,7 @@ const Runtime::Class& Runtime::class_of(const Namespace& ns) const { return clas
 Runtime::GroupHost& Runtime::group_host(Namespace& ns, const std::string& hex) {
   Class& c = class_of(ns);
   if (!c.is_group) throw std::logic_error(ns.name() + " is not a Group namespace");
+  if (!c.groups.count(hex)) refuse_over_cap(ns, c.groups.size());
   auto& slot = c.groups[hex];
   if (!slot) {
     auto host = std::make_shared<GroupHost>();
@@ -135,11 +136,18 @@ Runtime::GroupHost& Runtime::group_host(Namespace& ns, const std::string& hex) {
   return *slot;
 }
 
+void Runtime::refuse_over_cap(const Namespace& ns, size_t live) {
+  if (live < config_.max_live_objects) return;
+  ++stats_.objects_refused;
+  throw HttpError(503, "too many live objects in namespace " + ns.name() + " on this node");
+}
+
 std::shared_ptr<Group> Runtime::group(Namespace& ns, const std::string& hex) { return group_host(ns, hex).obj; }
 
 std::shared_ptr<Replica> Runtime::replica(Namespace& ns, const std::string& hex) {
   Class& c = class_of(ns);
   if (c.is_group) throw std::logic_error(ns.name() + " is not a Replica namespace");
+  if (!c.replicas.count(hex)) refuse_over_cap(ns, c.replicas.size());
   auto& slot = c.replicas[hex];
   if (!slot) {
     auto rep = c.make_replica();
@@ -290,14 +298,16 @@ Task<Runtime::IdentifyAnswer> Runtime::identify_here(Namespace& group_ns, const 
       std::string err;
       if (!child.parse_id(nid.hex(), &err)) throw std::runtime_error("clusterize returned a bad id: " + err);
       out.sid = nid.hex();
-      host.core.add_new(rid, out.sid, limit);
-      // A new Replica lives where its id hashes now (place_new chose an id on a light node).
-      host.replica_node[out.sid] = cluster_ ? locate(child, out.sid) : self_;
-      if (host.replica_node[out.sid] == self_) {
+      // A new Replica lives where its id hashes now (place_new chose an id on a light node). It
+      // is created before the Group counts it: a refusal (the live-object cap) leaves no slot.
+      std::string where = cluster_ ? locate(child, out.sid) : self_;
+      if (where == self_) {
         auto fresh = replica(child, out.sid);
         fresh->state_->gid = gid;
         fresh->state_->group_node = self_;
       }
+      host.core.add_new(rid, out.sid, limit);
+      host.replica_node[out.sid] = where;
     }
   } catch (...) {
     unlock_identify(host);

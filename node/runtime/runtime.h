@@ -204,6 +204,7 @@ class Runtime {
     uint64_t reroutes = 0;          // "not here" answers followed
     uint64_t relays_closed_1012 = 0;
     uint64_t remote_errors = 0;
+    uint64_t objects_refused = 0;   // creations refused at RuntimeConfig::max_live_objects
   };
   const Stats& stats() const { return stats_; }
   // False once the runtime is destroyed (for callbacks that may outlive it).
@@ -233,6 +234,8 @@ class Runtime {
   Class& class_of(const Namespace& ns);
   const Class& class_of(const Namespace& ns) const;
   GroupHost& group_host(Namespace& ns, const std::string& hex);
+  // Throws HttpError(503) when `live` objects of `ns` are the cap.
+  void refuse_over_cap(const Namespace& ns, size_t live);
   // A Group with no Replicas and nothing in flight holds nothing worth keeping: it is dropped,
   // so client-chosen group names cannot grow memory without bound.
   void maybe_evict_group(Namespace& group_ns, const std::string& gid);

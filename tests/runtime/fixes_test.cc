@@ -43,6 +43,33 @@ TEST_CASE("fix 11c: a throwing onopen closes the socket with 1011 instead of ans
   CHECK(c.ws->close_code == 1011);
 }
 
+TEST_CASE("issue 12 item 10: live objects per namespace are capped, refused with 503 and counted", "[dog][fix]") {
+  RuntimeConfig cfg;
+  cfg.max_live_objects = 2;
+  World w(1, cfg);  // limit 1: every connected user holds a Replica of its own
+  auto a = w.connect("A");
+  auto b = w.connect("B");  // two Replicas: the cap
+  auto res = w.run([](World* w) -> Task<Response> {
+    try {
+      auto stub = co_await dog::identify(w->gid(), "C", {w->lobby(), w->room()});
+      Request req = World::ws_request("/ws");
+      co_return co_await stub.fetch(req);
+    } catch (const HttpError& e) {
+      co_return Response::text(e.status(), e.what());
+    }
+  }(&w));
+  CHECK(res.status == 503);
+  CHECK(w.rt->stats().objects_refused == 1);
+  CHECK(w.rt->replica_count(w.room()) == 2);
+  CHECK(w.core().replicas().size() == 2);  // the refused Replica took no slot in the Group
+  // Room again once an object goes.
+  w.hang_up(b);
+  CHECK(w.rt->evict_all_idle() == 1);
+  auto c = w.connect("C");
+  CHECK(c.ws->open);
+  (void)a;
+}
+
 TEST_CASE("issue 13: a broadcast is encoded once per node and shared by every recipient", "[dog][fanout]") {
   World w(2);
   auto a = w.connect("A");
