@@ -83,10 +83,12 @@ interface WsSink {
   # node a WsSink that writes to the client socket; the Replica's node hands back a WsSink that
   # delivers the client's messages to the Replica.
   send @0 (message :WsMessage) -> stream;
-  close @1 (code :UInt16, reason :Text);
+  close @1 (code :UInt16, reason :Text, error :Bool);
   # Normal close, with the RFC 6455 close code (1000 normal, 1001 going away, 1011 error...).
   # After close, further sends fail with FAILED. An error that is not a close (the node or
-  # the connection died) arrives as a broken capability (DISCONNECTED) instead.
+  # the connection died) arrives as a broken capability (DISCONNECTED) instead. `error` (since
+  # the cluster runtime): the client's connection did not end with its own close frame
+  # (http::WebSocket::ended_by_error), so the Replica runs onerror rather than onclose.
 }
 
 struct SocketInfo {

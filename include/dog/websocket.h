@@ -57,6 +57,11 @@ class WebSocket {
   // Inbound flow control: while paused, no more bytes are read from the peer, so TCP pushes
   // back on a client that sends faster than its handler keeps up. Frames already read are
   // still delivered. Idempotent.
+  // Once the connection has ended (from on_close on): true when it did not end with the peer's
+  // close frame — no close frame at all, a protocol error this side detected (1002/1007/1009),
+  // a failed write, or the send cap. A peer's close frame, whatever its code, is not an error.
+  virtual bool ended_by_error() const { return false; }
+
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
 };

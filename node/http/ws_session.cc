@@ -143,6 +143,7 @@ void WsSession::on_close(uint16_t code, std::string_view reason) {
 
 void WsSession::on_protocol_error(uint16_t code, std::string_view why) {
   server_->stats.ws_protocol_errors++;
+  protocol_error_ = true;
   close_code_ = code;
   close_reason_ = std::string(why);
   send_close(code, why);  // then close without waiting: the peer already broke the protocol

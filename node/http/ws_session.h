@@ -40,6 +40,7 @@ class WsSession final : public http::WebSocket,
   uint64_t id() const override { return id_; }
   size_t buffered_bytes() const override { return queue_.bytes(); }
   void pause_reading() override { paused_ = true; }
+  bool ended_by_error() const override { return !peer_closed_ || protocol_error_; }
   void resume_reading() override;
 
   // Server shutdown: close with 1001 and let the handshake finish, or abort now.
@@ -83,6 +84,7 @@ class WsSession final : public http::WebSocket,
   State state_ = State::kOpen;
   bool close_sent_ = false;
   bool peer_closed_ = false;
+  bool protocol_error_ = false;  // we closed because the peer broke RFC 6455
   bool flush_scheduled_ = false;
   bool writing_ = false;
   bool reading_ = false;

@@ -78,7 +78,7 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
         .detach([](kj::Exception&&) {});
   }
 
-  void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view reason) override {
+  void on_close(const std::shared_ptr<http::WebSocket>& s, uint16_t code, std::string_view reason) override {
     if (closed) return;
     closed = true;
     if (attached && route && *rt_alive) rt->detach_client(route->gid, route->rid, this);
@@ -87,6 +87,7 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
       auto req = from_client->closeRequest();
       req.setCode(code);
       req.setReason(std::string(reason.substr(0, 123)));
+      req.setError(s->ended_by_error() || code == 1006);
       req.send().ignoreResult().detach([](kj::Exception&&) {});
       from_client.reset();
     }
@@ -219,7 +220,11 @@ class RelaySocket final : public http::WebSocket {
     return kj::mv(paf.promise);
   }
 
-  void mark_closed() { open_ = false; }
+  void mark_closed(bool error) {
+    open_ = false;
+    error_ = error;
+  }
+  bool ended_by_error() const override { return error_; }
 
   ~RelaySocket() noexcept override { *alive_ = false; }
 
@@ -227,6 +232,7 @@ class RelaySocket final : public http::WebSocket {
   rpc::wire::WsSink::Client to_;
   uint64_t id_;
   bool open_ = true;
+  bool error_ = false;
   bool paused_ = false;
   int queued_ = 0;
   size_t queued_bytes_ = 0;
@@ -241,7 +247,7 @@ class ReplicaSink final : public rpc::wire::WsSink::Server {
       : handler_(std::move(handler)), ws_(std::move(ws)) {}
   ~ReplicaSink() noexcept(false) {
     // The entry node dropped us without a close: it died, or the connection broke.
-    if (!closed_) finish(1006, "");
+    if (!closed_) finish(1006, "", true);
   }
 
   kj::Promise<void> send(SendContext context) override {
@@ -258,14 +264,14 @@ class ReplicaSink final : public rpc::wire::WsSink::Server {
   }
 
   kj::Promise<void> close(CloseContext context) override {
-    if (!closed_) finish(context.getParams().getCode(), context.getParams().getReason());
+    if (!closed_) finish(context.getParams().getCode(), context.getParams().getReason(), context.getParams().getError());
     return kj::READY_NOW;
   }
 
  private:
-  void finish(uint16_t code, std::string reason) {
+  void finish(uint16_t code, std::string reason, bool error) {
     closed_ = true;
-    ws_->mark_closed();
+    ws_->mark_closed(error);
     handler_->on_close(ws_, code, reason);
   }
 

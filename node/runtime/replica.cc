@@ -29,11 +29,6 @@ bool is_websocket_key(std::string_view k) {
   }
   return true;
 }
-
-bool is_error_close(uint16_t code) {
-  // No close frame, or the connection broke the protocol: DOG's "error" event.
-  return code == 1006 || code == 1002 || code == 1007 || code == 1009 || code == 1011;
-}
 }  // namespace
 
 // ---- Replica::State ------------------------------------------------------------------------
@@ -215,10 +210,12 @@ class SocketAdapter final : public http::WebSocketHandler {
         asio::detached);
   }
 
-  void on_close(const std::shared_ptr<http::WebSocket>&, uint16_t code, std::string_view) override {
+  // DOG's rule (Workers' events): a close frame from the client, whatever its code, runs
+  // onclose; a connection that ended without one, or that broke the protocol, runs onerror.
+  void on_close(const std::shared_ptr<http::WebSocket>& ws, uint16_t code, std::string_view) override {
     if (closed_) return;
     closed_ = true;
-    spawn_closer(replica_, socket_, is_error_close(code), socket_->indexed_);
+    spawn_closer(replica_, socket_, ws->ended_by_error() || code == 1006, socket_->indexed_);
   }
 
   // onclose/onerror with the socket still in the pool, then leave the pool and give the slot back.

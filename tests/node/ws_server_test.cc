@@ -24,6 +24,7 @@ namespace {
 struct Echo : dog::http::WebSocketHandler {
   int opened = 0;
   std::vector<int> close_codes;
+  std::vector<bool> close_errors;  // ended_by_error() as on_close saw it
   size_t max_buffered = 0;
   int sends = 0;
   void on_open(const std::shared_ptr<WebSocket>&) override { ++opened; }
@@ -44,8 +45,9 @@ struct Echo : dog::http::WebSocketHandler {
     if (data == "close-me") return s->close(4000, "as you wish");
     s->send(data, text);
   }
-  void on_close(const std::shared_ptr<WebSocket>&, uint16_t code, std::string_view) override {
+  void on_close(const std::shared_ptr<WebSocket>& s, uint16_t code, std::string_view) override {
     close_codes.push_back(code);
+    close_errors.push_back(s->ended_by_error());
   }
 };
 
@@ -143,6 +145,9 @@ TEST_CASE("protocol errors close with 1002, 1007 or 1009 and leave other sockets
   }
   CHECK(bystander.payload == "still fine");
   CHECK(server.stats().ws_protocol_errors == 4);
+  // The handler is told these connections ended by an error, not by the client's close frame.
+  REQUIRE(echo->close_errors.size() >= 4);
+  for (size_t i = 0; i < 4; ++i) CHECK(echo->close_errors[i]);
 }
 
 TEST_CASE("the close handshake echoes the code and the server closes TCP", "[ws]") {
@@ -175,6 +180,27 @@ TEST_CASE("the close handshake echoes the code and the server closes TCP", "[ws]
   REQUIRE(echo->close_codes.size() == 2);
   CHECK(echo->close_codes[0] == 1000);
   CHECK(echo->close_codes[1] == 4000);
+  CHECK(echo->close_errors == std::vector<bool>{false, false});  // both ended with a close frame
+}
+
+TEST_CASE("a client's close frame with an error code is still a clean end; a vanished client is not", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
+  with_server(loop, server, [&](uint16_t port) {
+    {
+      WsClient c(port);
+      c.send(ws::Opcode::kClose, ws::close_payload(1011, "client trouble"));
+      c.next();
+    }
+    { WsClient gone(port); }  // TCP closed without a close frame
+    CHECK(dog::test::eventually(loop, [&] { return echo->close_codes.size() == 2; }));
+  });
+  REQUIRE(echo->close_codes.size() == 2);
+  CHECK(echo->close_codes[0] == 1011);
+  CHECK_FALSE(echo->close_errors[0]);
+  CHECK(echo->close_codes[1] == 1006);
+  CHECK(echo->close_errors[1]);
 }
 
 TEST_CASE("a peer that never reads is dropped at the send-queue cap, memory stays bounded", "[ws]") {

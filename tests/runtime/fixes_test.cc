@@ -70,6 +70,28 @@ TEST_CASE("issue 12 item 10: live objects per namespace are capped, refused with
   (void)a;
 }
 
+TEST_CASE("issue 12 item 13: a client's close frame runs onclose whatever its code, an error runs onerror", "[dog][fix]") {
+  for (uint16_t code : {1000, 1002, 1007, 1009, 1011, 4000}) {
+    World w(2);
+    w.room_has_onerror = true;
+    auto a = w.connect("A");
+    w.hang_up(a, code);  // the client sent a close frame with `code`
+    INFO("close frame " << code);
+    CHECK(w.log.has("close:A:1"));
+    CHECK_FALSE(w.log.has("error:A"));
+  }
+  for (uint16_t code : {1002, 1007, 1009, 1006}) {
+    World w(2);
+    w.room_has_onerror = true;
+    auto a = w.connect("A");
+    a.ws->error_end = true;  // this side failed the connection (protocol error) or it broke
+    w.hang_up(a, code);
+    INFO("error end " << code);
+    CHECK(w.log.has("error:A"));
+    CHECK_FALSE(w.log.has("close:A:1"));
+  }
+}
+
 TEST_CASE("issue 13: a broadcast is encoded once per node and shared by every recipient", "[dog][fanout]") {
   World w(2);
   auto a = w.connect("A");

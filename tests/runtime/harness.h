@@ -66,6 +66,8 @@ struct TestSocket : http::WebSocket {
   uint64_t id() const override { return id_; }
   size_t buffered_bytes() const override { return 0; }
   bool paused = false;
+  bool error_end = false;  // the connection ended without the client's close frame
+  bool ended_by_error() const override { return error_end; }
   void pause_reading() override { paused = true; }
   void resume_reading() override { paused = false; }
   bool received(const std::string& m) const {
