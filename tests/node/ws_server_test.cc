@@ -183,7 +183,7 @@ TEST_CASE("the close handshake echoes the code and the server closes TCP", "[ws]
   CHECK(echo->close_errors == std::vector<bool>{false, false});  // both ended with a close frame
 }
 
-TEST_CASE("a client's close frame with an error code is still a clean end; a vanished client is not", "[ws]") {
+TEST_CASE("a client's close frame with an error code is still a clean end, a vanished client is not", "[ws]") {
   Loop loop;
   auto echo = std::make_shared<Echo>();
   HttpServer server(loop, HttpConfig::testing(), ws_handler(echo));
