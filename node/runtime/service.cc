@@ -57,6 +57,15 @@ Target target_of(Runtime& rt, rpc::wire::ObjectRef::Reader ref) {
 
 constexpr size_t kMaxStreamedBody = 64u << 20;
 
+// A peer's request id is held by the same bound as a local identify's (runtime.cc).
+constexpr size_t kMaxRequestId = 256;
+constexpr size_t kMaxReportedRequestIds = 1 << 16;
+
+std::string request_id_of(capnp::Text::Reader t) {
+  if (t.size() > kMaxRequestId) throw failed("request id longer than 256 bytes");
+  return std::string(t.begin(), t.size());
+}
+
 Task<Response> fetch_owned(Runtime& rt, Namespace* ns, std::string hex, http::Request req,
                            std::shared_ptr<Stub::Identity> route) {
   Response res = co_await rt.fetch_here(*ns, hex, req, route);
@@ -106,7 +115,7 @@ class NodeService final : public Node::Server {
     if (p.hasRoute()) {
       auto r = p.getRoute();
       route = std::make_shared<Stub::Identity>();
-      route->rid = r.getRequestId();
+      route->rid = request_id_of(r.getRequestId());
       route->gid = wire::hex_of(r.getGroup());
       route->group_node = r.getGroupNode();
       route->group_ns = rt_.find_namespace(std::string_view(r.getGroupNs().begin(), r.getGroupNs().size()));
@@ -149,7 +158,7 @@ class NodeService final : public Node::Server {
     check();
     auto p = context.getParams();
     Target t = target_of(rt_, p.getGroup());
-    std::string rid = p.getRequestId();
+    std::string rid = request_id_of(p.getRequestId());
     return serve(rt_, identify_owned(rt_, t.ns, t.hex, rid, p.getCaller()), [this, context](IdentifyOutcome o) mutable {
       auto res = context.getResults().initResult();
       res.setGroupNode(rt_.self_node());
@@ -173,7 +182,7 @@ class NodeService final : public Node::Server {
     Target t = target_of(rt_, p.getGroup());
     std::string sid = wire::hex_of(p.getReplica());
     if (sid.empty()) throw failed("bad replica id");
-    rt_.release_slot(*t.ns, t.hex, rt_.self_node(), sid, p.getRequestId(), p.getEmpty());
+    rt_.release_slot(*t.ns, t.hex, rt_.self_node(), sid, request_id_of(p.getRequestId()), p.getEmpty());
     return kj::READY_NOW;
   }
 
@@ -201,7 +210,7 @@ class NodeService final : public Node::Server {
     if (delta > 0 && !rt_.group_core(*t.ns, t.hex) && rt_.locate(*t.ns, t.hex) == rt_.self_node())
       rt_.group(*t.ns, t.hex);  // a Group re-created after a failover: its sockets come first
     constexpr int kMaxDelta = 1 << 20;  // a hand-over moves a whole count at once
-    rt_.subscribe(t.hex, p.getRequestId(), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta), p.getAbsolute());
+    rt_.subscribe(t.hex, request_id_of(p.getRequestId()), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta), p.getAbsolute());
     return kj::READY_NOW;
   }
 
@@ -225,7 +234,9 @@ class NodeService final : public Node::Server {
     if (p.hasGroup()) {
       Target g = target_of(rt_, p.getGroup());
       std::vector<std::string> rids;
-      for (auto r : p.getReport().getRequestIds()) rids.emplace_back(r);
+      auto reported = p.getReport().getRequestIds();
+      if (reported.size() > kMaxReportedRequestIds) throw failed("report lists too many request ids");
+      for (auto r : reported) rids.push_back(request_id_of(r));
       rt_.adopt_replica(*g.ns, g.hex, t.ns->name(), t.hex, p.getHost(), p.getReport().getReplicaCount(), rids);
       context.getResults().initResult().setOk();
     } else if (rt_.register_host(t.hex, p.getHost())) {
