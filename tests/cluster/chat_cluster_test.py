@@ -35,11 +35,23 @@ def start_nginx(tmp, port, http_ports):
     servers = "".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=5s; " for p in http_ports)
     conf = conf.replace("${DOG_LISTEN}", f"127.0.0.1:{port}").replace("${DOG_UPSTREAM_SERVERS}", servers)
     open(os.path.join(d, "dog.conf"), "w").write(conf)
+    global nginx_log
+    nginx_log = os.path.join(d, "error.log")
     proc = subprocess.Popen([nginx, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", "stderr"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=open(nginx_log, "wb"))
     if not wait_port(port):
         raise RuntimeError("nginx did not start")
     return proc
+
+
+nginx_log = None
+
+
+def print_nginx_log():
+    """nginx's own account of a 5xx (which upstream failed and how), for the CI log."""
+    if nginx_log and os.path.exists(nginx_log):
+        print("nginx error log (last 40 lines):")
+        print("".join(open(nginx_log, errors="replace").readlines()[-40:]))
 
 
 def wait_port(port, timeout=20):
@@ -73,16 +85,21 @@ retried_connects = []
 
 
 async def reconnect(url, name):
-    """A client's reconnect after a fault: a few tries with a short back-off, as browsers do. A
-    5xx while the last nodes converge is recorded (and reported), never hidden."""
-    for attempt in range(10):
+    """A client's reconnect after a fault: tries with a doubling back-off, as browsers do, for
+    longer than the balancer's fail_timeout (5 s): once nginx has marked every upstream failed
+    (one 503 from the last live node is enough with max_fails=1) it answers 502 itself until
+    then. A 5xx is recorded and reported, never hidden."""
+    delay = 0.25
+    for attempt in range(8):
         try:
             return await websockets.connect(url)
         except websockets.InvalidStatusCode as e:
-            if e.status_code < 500 or attempt == 9:
+            if e.status_code < 500 or attempt == 7:
+                print_nginx_log()
                 raise
             retried_connects.append((name, e.status_code))
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
 
 async def say_and_hear(sender, name, text, listeners, timeout=15.0):
@@ -237,6 +254,7 @@ def main():
         asyncio.run(asyncio.wait_for(failover(nodes, hports, nport, victim=2), 240))
         asyncio.run(asyncio.wait_for(drain(nodes, hports[:2], nport, victim=1), 240))
     finally:
+        print_nginx_log()
         if nginx:
             nginx.terminate()
             try:
