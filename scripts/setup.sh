@@ -12,6 +12,8 @@ pkgs=(
   python3 python3-websockets   # a real WebSocket client for integration tests
   iproute2 nftables procps
   nginx-light                  # scripts/start.sh puts a real nginx in front of the nodes
+  haproxy                      # tests/deploy: HAProxy with /readyz checks in front of the nodes
+  systemd python3-yaml         # tests/deploy: systemd-analyze verify, the Kubernetes/Helm checker
 )
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk linux-perf); fi
 
