@@ -6,12 +6,20 @@
 // earliest created); otherwise a new Replica. Every identify takes one slot, including repeats
 // of a known request id. One deliberate addition: forget() removes a Replica that no longer
 // exists (DOG never removes them).
+//
+// Cost: place, add_new, acquire, close and adopt (per request id) are O(log n) in the Group's
+// Replicas, so a Group of thousands of Replicas places a socket as fast as a Group of one
+// (DOG re-sorts every Replica on every close). forget is O(log n + its request ids).
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace dog::runtime {
@@ -22,9 +30,9 @@ class GroupCore {
   // nullopt, meaning the caller must mint a new Replica id and call add_new().
   std::optional<std::string> place(std::string_view rid, int limit);
 
-  // Registers a new Replica created for `rid` and gives it the first slot. Returns the ids of
-  // the Replicas that existed before it (the ones to introduce it to).
-  std::vector<std::string> add_new(std::string_view rid, const std::string& sid, int limit);
+  // Registers a new Replica created for `rid` and gives it the first slot. It heads DOG's sorted
+  // list until the next re-sort. A known `sid` keeps its place and restarts at one slot.
+  void add_new(std::string_view rid, const std::string& sid, int limit);
 
   // Takes one more slot on `sid` without placement (a stub fetched more than once).
   void acquire(const std::string& sid);
@@ -40,31 +48,43 @@ class GroupCore {
   // same Replica replaces its count.
   void adopt(const std::string& sid, int count, const std::vector<std::string>& rids, int limit);
 
-  // Removes a Replica that no longer exists from every structure.
+  // Removes a Replica that no longer exists from every structure. If it headed the sorted list,
+  // the least-loaded Replica with room heads it now.
   void forget(std::string_view sid);
 
   // Introspection, for tests and metrics.
   std::optional<int> count(std::string_view sid) const;
   std::optional<std::string> mapping(std::string_view rid) const;
   std::vector<std::string> replicas() const;  // creation order
+  size_t size() const { return kids_.size(); }
   // The request ids mapped to `sid`.
   std::vector<std::string> rids_of(std::string_view sid) const;
   const std::optional<std::string>& current() const { return current_; }
 
  private:
   struct Kid {
-    std::string sid;
-    int count;
+    int count = 0;
+    uint64_t seq = 0;                      // creation order
+    std::unordered_set<std::string> rids;  // request ids mapped here
   };
+  using Kids = std::unordered_map<std::string, Kid>;
   Kid* find(std::string_view sid);
   const Kid* find(std::string_view sid) const;
-  // DOG's #sort(): Replicas with room, least loaded first, ties in creation order. Updates
-  // `sorted_` and returns the first, if any.
-  Kid* sort(int limit);
+  void set_count(Kid& k, int count);
+  void map_rid(std::string_view rid, const std::string& sid);
+  void unmap_rid(std::string_view rid);
+  // DOG's #sort(): the least-loaded Replica with room, ties to the earliest created, or null.
+  // Records it as the head of the sorted list.
+  const std::string* sort(int limit);
 
-  std::vector<Kid> kids_;  // creation order
-  std::unordered_map<std::string, std::string> mapping_;
-  std::vector<std::string> sorted_;
+  Kids kids_;
+  std::set<std::pair<int, uint64_t>> by_load_;  // (count, seq) of every Replica
+  std::map<uint64_t, std::string> by_seq_;      // seq -> sid, creation order
+  uint64_t next_seq_ = 0;
+  std::unordered_map<std::string, std::string> mapping_;  // request id -> sid
+  // The head of DOG's sorted list as of the last sort() or add_new() (DOG reads only its
+  // head); empty when that list was empty.
+  std::optional<std::string> head_;
   std::optional<std::string> current_;
 };
 

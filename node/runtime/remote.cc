@@ -351,7 +351,10 @@ Task<void> Runtime::attach_client(Namespace& group_ns, std::string gid, std::str
   auto& g = clients_[gid];
   g.group_node = group_node;
   g.group_ns = &group_ns;
-  g.clients.push_back({rid, std::move(local), std::move(relay), key});
+  if (auto [at, fresh] = g.at.try_emplace(key, g.clients.size()); fresh)
+    g.clients.push_back({rid, std::move(local), std::move(relay), key});
+  else
+    g.clients[at->second] = {rid, std::move(local), std::move(relay), key};
   if (!cluster_ || group_node == self_ || group_node.empty()) {
     subscribe(gid, rid, self_, +1);
     co_return;
@@ -371,9 +374,16 @@ void Runtime::detach_client(const std::string& gid, const std::string& rid, cons
   auto it = clients_.find(gid);
   if (it == clients_.end()) return;
   auto& list = it->second.clients;
-  auto before = list.size();
-  std::erase_if(list, [&](const Client& c) { return c.key == key; });
-  if (list.size() == before) return;
+  auto& at = it->second.at;
+  auto found = at.find(key);
+  if (found == at.end()) return;
+  size_t i = found->second;
+  at.erase(found);
+  if (i + 1 != list.size()) {
+    list[i] = std::move(list.back());
+    at[list[i].key] = i;
+  }
+  list.pop_back();
   std::string group_node = it->second.group_node;
   Namespace* gns = it->second.group_ns;
   if (list.empty()) clients_.erase(it);

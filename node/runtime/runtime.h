@@ -298,7 +298,8 @@ class Runtime {
   struct ClientGroup {
     std::string group_node;
     Namespace* group_ns = nullptr;
-    std::vector<Client> clients;
+    std::vector<Client> clients;                 // unordered: detach swaps the last one in
+    std::unordered_map<const void*, size_t> at;  // key -> index in `clients`
   };
   std::unordered_map<std::string, ClientGroup> clients_;
   std::multimap<std::string, std::weak_ptr<EntryRelay>> relays_;  // by Replica node

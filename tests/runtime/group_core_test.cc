@@ -1,6 +1,10 @@
 // GroupCore as a pure state machine: DOG's worked trace (dog-semantics §4), step by step.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
+#include <random>
+
 #include "node/runtime/group_core.h"
 
 using dog::runtime::GroupCore;
@@ -10,15 +14,17 @@ TEST_CASE("GroupCore replays DOG's worked trace with limit 2", "[group_core]") {
   const int L = 2;
   // 1. identify(A): nothing known -> new R1.
   REQUIRE_FALSE(g.place("A", L));
-  CHECK(g.add_new("A", "R1", L).empty());
+  g.add_new("A", "R1", L);
+  CHECK(g.replicas() == std::vector<std::string>{"R1"});
   CHECK(g.current() == "R1");
   // 2. identify(B): sticky R1 has room.
   CHECK(g.place("B", L) == "R1");
   CHECK(g.count("R1") == 2);
   CHECK_FALSE(g.current());
-  // 3. identify(C): R1 full, nothing sorted with room -> new R2, introduced to R1.
+  // 3. identify(C): R1 full, nothing sorted with room -> new R2.
   REQUIRE_FALSE(g.place("C", L));
-  CHECK(g.add_new("C", "R2", L) == std::vector<std::string>{"R1"});
+  g.add_new("C", "R2", L);
+  CHECK(g.replicas() == std::vector<std::string>{"R1", "R2"});
   CHECK(g.mapping("C") == "R2");
   // 4. identify(A) again: R1 full -> least loaded with room R2; mapping moves.
   CHECK(g.place("A", L) == "R2");
@@ -47,4 +53,113 @@ TEST_CASE("GroupCore forget removes a Replica from every structure", "[group_cor
   CHECK(g.close("R2", "B", true, 1) == GroupCore::CloseResult::kUnknownReplica);
   // A new request id now needs a new Replica (R1 is full), not the forgotten one.
   CHECK_FALSE(g.place("C", 1));
+}
+
+namespace {
+// DOG's placement as DOG writes it (dog-semantics §3.5): a list of Replicas in creation order,
+// re-sorted in full on every close. GroupCore must make the same choices with its indexes.
+struct ReferenceCore {
+  struct Kid {
+    std::string sid;
+    int count;
+  };
+  std::vector<Kid> kids;
+  std::map<std::string, std::string> mapping;
+  std::vector<std::string> sorted;
+  std::optional<std::string> current;
+
+  Kid* find(const std::string& sid) {
+    for (auto& k : kids)
+      if (k.sid == sid) return &k;
+    return nullptr;
+  }
+  Kid* sort(int limit) {
+    std::vector<Kid*> open;
+    for (auto& k : kids)
+      if (k.count < limit) open.push_back(&k);
+    std::stable_sort(open.begin(), open.end(), [](Kid* a, Kid* b) { return a->count < b->count; });
+    sorted.clear();
+    for (auto* k : open) sorted.push_back(k->sid);
+    return open.empty() ? nullptr : open.front();
+  }
+  std::optional<std::string> place(const std::string& rid, int limit) {
+    std::string sid;
+    if (mapping.count(rid)) sid = mapping[rid];
+    else if (current) sid = *current;
+    else if (!sorted.empty()) sid = sorted.front();
+    Kid* chosen = nullptr;
+    if (Kid* k = sid.empty() ? nullptr : find(sid); k && limit >= k->count + 1) chosen = k;
+    else if (!sorted.empty()) chosen = sort(limit);
+    if (!chosen) return std::nullopt;
+    chosen->count += 1;
+    current = chosen->count < limit ? std::optional<std::string>(chosen->sid) : std::nullopt;
+    mapping[rid] = chosen->sid;
+    return chosen->sid;
+  }
+  void add_new(const std::string& rid, const std::string& sid, int limit) {
+    sorted.insert(sorted.begin(), sid);
+    if (Kid* k = find(sid)) k->count = 1;
+    else kids.push_back({sid, 1});
+    current = 1 < limit ? std::optional<std::string>(sid) : std::nullopt;
+    mapping[rid] = sid;
+  }
+  void close(const std::string& sid, const std::string& rid, bool empty, int limit) {
+    Kid* k = find(sid);
+    if (!k) return;
+    k->count = std::max(0, k->count - 1);
+    if (empty) mapping.erase(rid);
+    Kid* b = sort(limit);
+    current = b ? std::optional<std::string>(b->sid) : std::nullopt;
+  }
+};
+}  // namespace
+
+TEST_CASE("GroupCore makes DOG's choices on 20,000 random identifies and closes", "[group_core]") {
+  for (int limit : {1, 2, 3, 7}) {
+    GroupCore g;
+    ReferenceCore ref;
+    std::mt19937 rng(1234 + limit);
+    std::vector<std::pair<std::string, std::string>> open;  // (sid, rid) of live sockets
+    int minted = 0;
+    for (int step = 0; step < 5000; ++step) {
+      if (open.empty() || rng() % 100 < 55) {
+        std::string rid = "r" + std::to_string(rng() % 40);
+        auto got = g.place(rid, limit);
+        auto want = ref.place(rid, limit);
+        REQUIRE(got == want);
+        if (!got) {
+          std::string sid = "S" + std::to_string(minted++);
+          g.add_new(rid, sid, limit);
+          ref.add_new(rid, sid, limit);
+          got = sid;
+        }
+        open.emplace_back(*got, rid);
+      } else {
+        size_t i = rng() % open.size();
+        auto [sid, rid] = open[i];
+        open.erase(open.begin() + long(i));
+        bool empty = std::none_of(open.begin(), open.end(), [&](auto& o) { return o == std::make_pair(sid, rid); });
+        REQUIRE(g.close(sid, rid, empty, limit) == GroupCore::CloseResult::kOk);
+        ref.close(sid, rid, empty, limit);
+      }
+      REQUIRE(g.current() == ref.current);
+      for (const auto& k : ref.kids) REQUIRE(g.count(k.sid) == k.count);
+    }
+    CHECK(minted > 3);  // the random walk really did fill Replicas and create new ones
+  }
+}
+
+TEST_CASE("GroupCore forget drops the request ids mapped to the Replica and no others", "[group_core]") {
+  GroupCore g;
+  g.add_new("A", "R1", 2);
+  REQUIRE(g.place("B", 2) == "R1");
+  g.add_new("C", "R2", 2);
+  g.forget("R1");
+  CHECK_FALSE(g.mapping("A"));
+  CHECK_FALSE(g.mapping("B"));
+  CHECK(g.mapping("C") == "R2");
+  CHECK(g.rids_of("R2") == std::vector<std::string>{"C"});
+  CHECK(g.size() == 1);
+  // The head of the sorted list was R2 (the newest); placement goes on there.
+  CHECK(g.place("D", 2) == "R2");
 }
