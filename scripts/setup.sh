@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dog needs to build, test and benchmark.
 # Idempotent: installs only what is missing, so it is safe to run on every build.
-# Usage: scripts/setup.sh [--bench]   (--bench adds wrk and perf for the benchmarks)
+# Usage: scripts/setup.sh [--bench | --containers]   (--bench adds wrk and perf for the benchmarks;
+#   --containers adds podman, runc and debootstrap for deploy/container/)
 set -euo pipefail
 
 pkgs=(
@@ -16,6 +17,7 @@ pkgs=(
   systemd python3-yaml         # tests/deploy: systemd-analyze verify, the Kubernetes/Helm checker
 )
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk linux-perf); fi
+if [[ "${1:-}" == "--containers" ]]; then pkgs+=(podman runc debootstrap); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
