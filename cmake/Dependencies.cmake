@@ -4,6 +4,7 @@ find_package(CapnProto 0.9 REQUIRED)
 find_package(Catch2 2 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
+find_package(toml11 3 REQUIRED)                      # --config files (node/ops/)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)   # SHA-1 for the WebSocket handshake only
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)

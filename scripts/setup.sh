@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build ccache pkg-config
   libasio-dev libcapnp-dev capnproto libsodium-dev catch2
-  nlohmann-json3-dev libcli11-dev
+  nlohmann-json3-dev libcli11-dev libtoml11-dev
   node-llhttp
   python3 python3-websockets   # a real WebSocket client for integration tests
   iproute2 nftables procps

@@ -22,6 +22,7 @@
 #include "node/cluster/addr.h"
 #include "node/cluster/cluster_impl.h"
 #include "node/cluster/join.h"
+#include "node/ops/log.h"
 #include "node/swim/swim_host.h"
 
 namespace dog::node::cluster {
@@ -114,10 +115,11 @@ void Cluster::Impl::start() {
 // this node and the member count, and a member count at every change after that.
 void Cluster::Impl::announce() {
   announced = true;
-  std::fprintf(stderr, "dog: cluster node %s on %s (session %llu, preset %s)\n", name.c_str(),
-               host->addr().c_str(), static_cast<unsigned long long>(session),
-               opts.preset.c_str());
-  std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
+  ops::info("cluster_node",
+            "cluster node " + name + " on " + host->addr() + " (session " + std::to_string(session) + ", preset " +
+                opts.preset + ")",
+            {{"node", name}, {"addr", host->addr()}, {"session", session}, {"preset", opts.preset}});
+  ops::info("members", "cluster members " + std::to_string(live_names.size()), {{"members", live_names.size()}});
 }
 
 void Cluster::Impl::start_join() {
@@ -136,8 +138,10 @@ void Cluster::Impl::on_member_event(const membership::Event& e) {
 
 void Cluster::Impl::on_self_state(MemberState state, uint64_t incarnation) {
   health_queue.push_back(state == MemberState::kAlive);
-  std::fprintf(stderr, "dog: cluster peers see this node as %s (incarnation %llu)\n",
-               membership::to_string(state), static_cast<unsigned long long>(incarnation));
+  ops::log(state == MemberState::kAlive ? ops::Level::kInfo : ops::Level::kWarn, "self_state",
+           std::string("cluster peers see this node as ") + membership::to_string(state) + " (incarnation " +
+               std::to_string(incarnation) + ")",
+           {{"state", membership::to_string(state)}, {"incarnation", incarnation}});
   post_drain();
 }
 
@@ -168,6 +172,12 @@ void Cluster::Impl::apply(const Pending& p, std::vector<std::pair<std::string, u
       const std::string& ra = m.meta.rpc_addr.empty() ? m.addr : m.meta.rpc_addr;
       if (auto ep = literal_endpoint(ra)) rpc->add_peer(m.name, *ep);
       if (!was_live || s != peer.session || p.kind == EventKind::kAlive) rpc->mark_alive(m.name);
+      if (!was_live)
+        ops::info("member_joined", "member " + m.name + " joined", {{"node", m.name}, {"addr", m.addr}});
+      else if (p.kind == EventKind::kSuspect && peer.state != MemberState::kSuspect)
+        ops::warn("member_suspected", "member " + m.name + " is suspected", {{"node", m.name}});
+      else if (p.kind != EventKind::kSuspect && peer.state == MemberState::kSuspect)
+        ops::info("member_alive", "member " + m.name + " is alive again", {{"node", m.name}});
       peer.session = s;
       peer.state = p.kind == EventKind::kSuspect ? MemberState::kSuspect : MemberState::kAlive;
       peer.load = m.meta.load;
@@ -175,7 +185,12 @@ void Cluster::Impl::apply(const Pending& p, std::vector<std::pair<std::string, u
     }
     case EventKind::kDead:
     case EventKind::kLeave:
-      if (was_live) gone.emplace_back(m.name, peer.session);
+      if (was_live) {
+        gone.emplace_back(m.name, peer.session);
+        const bool dead = p.kind == EventKind::kDead;
+        ops::log(dead ? ops::Level::kWarn : ops::Level::kInfo, dead ? "member_dead" : "member_left",
+                 "member " + m.name + (dead ? " is dead" : " left"), {{"node", m.name}});
+      }
       rpc->mark_dead(m.name);
       peer.state = p.kind == EventKind::kDead ? MemberState::kDead : MemberState::kLeft;
       break;
@@ -204,8 +219,7 @@ bool Cluster::Impl::rebuild() {
   view.epoch = ++epoch;
   auto built = routing::RoutingTable::build(view);
   if (!built.table) {
-    std::fprintf(stderr, "dog: cluster view rejected (%s); keeping the previous one\n",
-                 built.message.c_str());
+    ops::warn("view_rejected", "cluster view rejected (" + built.message + "); keeping the previous one");
     return false;
   }
   table = std::move(*built.table);
@@ -224,7 +238,7 @@ void Cluster::Impl::drain() {
   const size_t before = live_names.size();
   const bool changed = rebuild() || !gone.empty();
   if (announced && changed && (live_names.size() != before || !gone.empty()))
-    std::fprintf(stderr, "dog: cluster members %zu\n", live_names.size());
+    ops::info("members", "cluster members " + std::to_string(live_names.size()), {{"members", live_names.size()}});
   if (join) join->check();  // may announce()
   std::vector<bool> health;
   health.swap(health_queue);

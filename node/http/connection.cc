@@ -9,6 +9,7 @@
 
 #include "node/http/handshake.h"
 #include "node/http/ws_session.h"
+#include "node/ops/log.h"
 
 namespace dog::node {
 
@@ -254,7 +255,7 @@ asio::awaitable<void> HttpConnection::run() {
       in_len_ = n;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: http connection error: %s\n", e.what());
+    ops::warn("http_error", std::string("http connection error: ") + e.what());
     close_socket();
   }
 }
@@ -277,7 +278,8 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
     resp = co_await server_->handler(req_);
   } catch (const std::exception& e) {
     server_->stats.handler_errors++;
-    std::fprintf(stderr, "dog: handler failed for %s %s: %s\n", req_.method.c_str(), req_.target.c_str(), e.what());
+    ops::error("request_failed", "handler failed for " + req_.method + " " + req_.target + ": " + e.what(),
+               {{"method", req_.method}, {"target", req_.target}});
     resp = http::Response::text(500, "internal error\n");
   }
   if (closed_) co_return false;
@@ -285,8 +287,8 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
     // A CR or LF in a handler's header would let its data write our framing (response
     // splitting): answer 500 instead, on the 101 path too.
     server_->stats.handler_errors++;
-    std::fprintf(stderr, "dog: handler for %s %s returned a header with an invalid name or value\n",
-                 req_.method.c_str(), req_.target.c_str());
+    ops::error("request_failed", "handler for " + req_.method + " " + req_.target +
+               " returned a header with an invalid name or value", {{"method", req_.method}, {"target", req_.target}});
     resp = http::Response::text(500, "internal error\n");
   }
   if (resp.websocket) {
@@ -311,7 +313,7 @@ asio::awaitable<bool> HttpConnection::handle_request(bool upgrade) {
         } catch (const std::exception& e) {
           // Headers are gone; the only honest signal left is an incomplete body.
           server_->stats.handler_errors++;
-          std::fprintf(stderr, "dog: body stream failed: %s\n", e.what());
+          ops::warn("body_stream_failed", std::string("body stream failed: ") + e.what());
           close_socket();
           co_return false;
         }

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "node/ops/log.h"
+
 
 namespace dog::node {
 
@@ -42,7 +44,7 @@ void WsSession::start(std::string_view leftover) {
   try {
     handler->on_open(self);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: websocket on_open threw: %s\n", e.what());
+    ops::error("hook_threw", std::string("websocket on_open threw: ") + e.what(), {{"hook", "on_open"}});
     return abort(ws::close_code::kInternalError, "internal error");
   }
   if (!leftover.empty() && state_ != State::kClosed) decoder_.feed(leftover, *this);
@@ -94,7 +96,7 @@ void WsSession::on_message(std::string_view payload, bool text) {
   try {
     handler->on_message(shared_from_this(), payload, text);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: websocket on_message threw: %s\n", e.what());
+    ops::error("hook_threw", std::string("websocket on_message threw: ") + e.what(), {{"hook", "on_message"}});
     send_close(ws::close_code::kInternalError, "internal error");
   }
 }
@@ -164,6 +166,7 @@ bool WsSession::fits(size_t extra) const {
 
 // The peer is not reading: drop it rather than buffer without bound.
 bool WsSession::overflow() {
+  ops::warn("slow_consumer", "websocket receiver too slow; closing", {{"queued_bytes", buffered_bytes()}});
   server_->stats.ws_overflow_drops++;
   abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
   return false;
@@ -280,7 +283,7 @@ void WsSession::notify_drained() {
   try {
     handler->on_drain(shared_from_this());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: websocket on_drain threw: %s\n", e.what());
+    ops::error("hook_threw", std::string("websocket on_drain threw: ") + e.what(), {{"hook", "on_drain"}});
     send_close(ws::close_code::kInternalError, "internal error");
   }
 }
@@ -302,7 +305,7 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
     try {
       if (handler) handler->on_close(shared_from_this(), code, reason);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "dog: websocket on_close threw: %s\n", e.what());
+      ops::error("hook_threw", std::string("websocket on_close threw: ") + e.what(), {{"hook", "on_close"}});
     }
   }
   // Handlers commonly hold the WebSocket they were given; dropping ours breaks that cycle.

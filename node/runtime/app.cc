@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "node/http/server.h"
+#include "node/ops/config.h"
+#include "node/ops/log.h"
 #include "node/runtime/runtime.h"
 #ifdef DOG_WITH_CLUSTER
 #include "node/cluster/cluster.h"
@@ -20,6 +22,7 @@ struct App::Impl {
   std::string http = "127.0.0.1:8080";
   int64_t max_body_kib = 1024;
   int64_t drain_timeout_s = 10;
+  ops::OpsFlags ops;  // --config, --print-config, --log-level, --log-format (node/ops/config.h)
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Group>()>>> groups;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Replica>()>>> replicas;
 #ifdef DOG_WITH_CLUSTER
@@ -52,11 +55,12 @@ class ClusterAdapter final : public ClusterPort, public node::cluster::Listener 
   }
   void on_node_gone(const std::string& node, uint64_t) override {
     if (!cluster_) return;
-    std::fprintf(stderr, "dog: node %s is gone; its relays close with 1012, its Groups move\n", node.c_str());
+    ops::warn("member_gone", "node " + node + " is gone; its relays close with 1012, its Groups move", {{"node", node}});
     rt_.node_gone(node);
   }
   void on_self_health(bool serving) override {
-    std::fprintf(stderr, "dog: this node is %s by its peers\n", serving ? "alive again" : "suspected");
+    ops::log(serving ? ops::Level::kInfo : ops::Level::kWarn, serving ? "self_alive" : "self_suspected",
+             std::string("this node is ") + (serving ? "alive again" : "suspected") + " by its peers");
     // Peers may have declared us dead meanwhile and forgotten our Replicas and sockets.
     if (serving && cluster_) rt_.reassert();
   }
@@ -85,6 +89,7 @@ App::App() : impl_(std::make_unique<Impl>()) {
 #ifdef DOG_WITH_CLUSTER
   node::cluster::add_cluster_flags(impl_->cli, impl_->cluster);
 #endif
+  ops::add_ops_flags(impl_->cli, impl_->ops);
 }
 
 App::~App() = default;
@@ -103,11 +108,14 @@ int App::run(int argc, char** argv) {
 #ifdef DOG_WITH_CLUSTER
   node::cluster::add_env_names(impl_->cli);  // every flag also reads DOG_<NAME>
 #endif
+  ops::capture_defaults(impl_->cli);  // for --print-config
   try {
     impl_->cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return impl_->cli.exit(e);
   }
+  // --config FILE under DOG_* and flags, the log settings, --print-config.
+  if (auto rc = ops::finish_config(impl_->cli, impl_->ops)) return *rc;
 #ifdef DOG_WITH_CLUSTER
   if (node::cluster::keygen_requested(impl_->cluster)) {
     std::printf("%s\n", node::cluster::generate_key().c_str());
@@ -118,19 +126,19 @@ int App::run(int argc, char** argv) {
     const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "APP";
     cluster_options = node::cluster::cluster_options_from(impl_->cluster, impl_->http, program);
   } catch (const node::cluster::ClusterError& e) {
-    std::fprintf(stderr, "dog: %s\n", e.what());
+    ops::error("config_refused", e.what());
     return 2;
   }
 #endif
   if (!fetch_) {
-    std::fprintf(stderr, "dog: no request handler set (call app.fetch(...) before run)\n");
+    ops::error("config_refused", "no request handler set (call app.fetch(...) before run)");
     return 2;
   }
   asio::ip::tcp::endpoint endpoint;
   try {
     endpoint = node::parse_endpoint(impl_->http);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: --http: %s\n", e.what());
+    ops::error("config_refused", std::string("--http: ") + e.what(), {{"key", "http"}});
     return 2;
   }
 
@@ -150,10 +158,10 @@ int App::run(int argc, char** argv) {
       adapter.attach(cluster.get());
     } catch (const node::cluster::ClusterError& e) {
       using Kind = node::cluster::ClusterError::Kind;
-      std::fprintf(stderr, "dog: %s\n", e.what());
+      ops::error(e.kind() == Kind::kCannotBind ? "cannot_bind" : "config_refused", e.what());
       return e.kind() == Kind::kCannotBind ? 1 : 2;  // 2: fix the configuration
     } catch (const kj::Exception& e) {  // joined() rejected: no seed answered
-      std::fprintf(stderr, "dog: %s\n", e.getDescription().cStr());
+      ops::error("join_failed", e.getDescription().cStr());
       return 1;
     }
   }
@@ -171,14 +179,15 @@ int App::run(int argc, char** argv) {
     } catch (const BadId& e) {
       co_return Response::text(400, std::string(e.what()) + "\n");
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "dog: request %s %s failed: %s\n", req.method.c_str(), req.target.c_str(), e.what());
+      ops::error("request_failed", "request " + req.method + " " + req.target + " failed: " + e.what(),
+                 {{"method", req.method}, {"target", req.target}});
       co_return Response::text(500, "internal error\n");
     }
   });
   try {
     server.listen(endpoint);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: cannot listen on %s: %s\n", impl_->http.c_str(), e.what());
+    ops::error("cannot_listen", "cannot listen on " + impl_->http + ": " + e.what(), {{"http", impl_->http}});
     return 1;
   }
   // The drain: leave the membership at once (peers stop routing here and rebuild the Groups
@@ -190,16 +199,17 @@ int App::run(int argc, char** argv) {
   signals.async_wait([&](std::error_code ec, int) {
     if (ec) return;
     const auto budget = std::chrono::seconds(impl_->drain_timeout_s);
-    std::fprintf(stderr, "dog: draining (at most %lld s)\n", static_cast<long long>(impl_->drain_timeout_s));
+    ops::info("draining", "draining (at most " + std::to_string(impl_->drain_timeout_s) + " s)",
+              {{"timeout_s", impl_->drain_timeout_s}});
     drain_deadline.expires_after(budget);
     drain_deadline.async_wait([&](std::error_code e) {
       if (e) return;
-      std::fprintf(stderr, "dog: drain deadline reached; exiting\n");
+      ops::warn("drain_deadline", "drain deadline reached; exiting");
       loop.stop();
     });
     auto step_done = [&] {
       if (--drain_pending == 0) {
-        std::fprintf(stderr, "dog: drained\n");
+        ops::info("drained", "drained");
         loop.stop();
       }
     };
@@ -212,7 +222,7 @@ int App::run(int argc, char** argv) {
 #endif
     server.shutdown(budget * 8 / 10, step_done);
   });
-  std::fprintf(stderr, "dog: serving on http://%s\n", impl_->http.c_str());
+  ops::info("serving", "serving on http://" + impl_->http, {{"http", impl_->http}});
   loop.run();
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <kj/vector.h>
 
 #include "node/kj_await.h"
+#include "node/ops/log.h"
 #include "node/runtime/peer_calls.h"
 #include "node/runtime/relay.h"
 #include "node/runtime/runtime.h"
@@ -112,11 +113,14 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
   auto alive = alive_;
   kj::joinPromises(sent.releaseAsArray())
       .then(
-          [gid, to]() { std::fprintf(stderr, "dog: group %s handed over to %s\n", gid.substr(0, 12).c_str(), to.c_str()); },
+          [gid, to]() {
+            ops::info("group_handed_over", "group " + gid.substr(0, 12) + " handed over to " + to, {{"group", gid}, {"to", to}});
+          },
           [this, alive, gid, to](kj::Exception&& e) {
             if (*alive) ++stats_.remote_errors;
-            std::fprintf(stderr, "dog: handing group %s over to %s failed: %s\n", gid.substr(0, 12).c_str(), to.c_str(),
-                         e.getDescription().cStr());
+            ops::warn("group_handover_failed",
+                      "handing group " + gid.substr(0, 12) + " over to " + to + " failed: " + e.getDescription().cStr(),
+                      {{"group", gid}, {"to", to}});
           })
       .detach([](kj::Exception&&) {});
   gc.groups.erase(it);
@@ -255,6 +259,9 @@ void Runtime::node_gone(const std::string& node) {
     close_entry_relay(*r, 1012, "node gone");
     ++stats_.relays_closed_1012;
   }
+  if (!doomed.empty())
+    ops::info("relays_closed", std::to_string(doomed.size()) + " relays to " + node + " closed with 1012",
+              {{"node", node}, {"count", doomed.size()}, {"code", 1012}});
   // Groups that lived there come back on their ids' new owners, rebuilt from the Replicas and
   // sockets here.
   for (auto& [name, cls] : classes_) {
@@ -268,6 +275,8 @@ void Runtime::node_gone(const std::string& node) {
       st.group_node = owner;
       std::vector<std::string> rids;
       int count = st.slots(&rids);
+      ops::info("group_rebuilt", "group " + st.gid.substr(0, 12) + " of gone node " + node + " rebuilt on " + owner,
+                {{"group", st.gid}, {"replica", sid}, {"owner", owner}, {"gone", node}});
       if (owner == self_) {
         adopt_replica(*st.parent_ns, st.gid, name, sid, self_, count, rids);
         continue;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "node/ops/log.h"
 #include "node/runtime/runtime.h"
 #include "node/runtime/wire_util.h"
 
@@ -71,7 +72,7 @@ void Runtime::fire(const std::string& node, Fn&& fn) {
             [this, alive, node](kj::Exception&& e) {
               if (!*alive) return;
               ++stats_.remote_errors;
-              std::fprintf(stderr, "dog: call to %s failed: %s\n", node.c_str(), e.getDescription().cStr());
+              ops::warn("call_failed", "call to " + node + " failed: " + e.getDescription().cStr(), {{"node", node}});
             })
       .detach([](kj::Exception&&) {});
 }
@@ -86,7 +87,8 @@ void Runtime::fire_retry(const std::string& node, Fn fn, int attempts) {
               if (!*alive) return;
               ++stats_.remote_errors;
               if (attempts <= 1 || !cluster_->is_member(node)) {
-                std::fprintf(stderr, "dog: call to %s failed for good: %s\n", node.c_str(), e.getDescription().cStr());
+                ops::warn("call_failed", "call to " + node + " failed for good: " + e.getDescription().cStr(),
+                          {{"node", node}, {"final", true}});
                 return;
               }
               auto t = std::make_shared<asio::steady_timer>(loop_.io(), peer::retry_delay(attempts));

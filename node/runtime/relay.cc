@@ -4,6 +4,8 @@
 #include <cstring>
 #include <deque>
 
+#include "node/ops/log.h"
+
 namespace dog {
 
 namespace {
@@ -169,6 +171,7 @@ class RelaySocket final : public http::WebSocket {
   bool send(std::string_view data, bool text) override {
     if (!open_) return false;
     if (queued_ >= kMaxQueuedSends) {
+      ops::warn("slow_consumer", "relayed client too slow; closing with 1013", {{"code", 1013}, {"relay", id_}});
       close(1013, "client too slow");
       return false;
     }

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "node/kj_await.h"
+#include "node/ops/log.h"
 #include "node/runtime/peer_calls.h"
 #include "node/runtime/relay.h"
 #include "node/runtime/runtime.h"
@@ -134,7 +135,7 @@ Task<Runtime::FetchOutcome> Runtime::fetch_remote(const std::string& node, Names
     o = co_await node::await_kj(loop_, std::move(p));
   } catch (const node::KjError& e) {
     ++stats_.remote_errors;
-    std::fprintf(stderr, "dog: fetch on %s failed: %s\n", node.c_str(), e.what());
+    ops::warn("fetch_failed", "fetch on " + node + " failed: " + e.what(), {{"node", node}});
     FetchOutcome f;
     f.response = Response::text(503, "object unavailable: node " + node + " did not answer\n");
     f.response.headers.set("Retry-After", "1");
@@ -366,7 +367,7 @@ Task<void> Runtime::attach_client(Namespace& group_ns, std::string gid, std::str
   } catch (const node::KjError& e) {
     // The Group's node is unreachable: node_gone() re-subscribes with its successor.
     ++stats_.remote_errors;
-    std::fprintf(stderr, "dog: subscribe at %s failed: %s\n", group_node.c_str(), e.what());
+    ops::warn("subscribe_failed", "subscribe at " + group_node + " failed: " + e.what(), {{"node", group_node}});
   }
 }
 

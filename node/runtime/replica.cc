@@ -5,6 +5,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cstdio>
 
+#include "node/ops/log.h"
 #include "node/runtime/relay.h"
 #include "node/runtime/runtime.h"
 
@@ -131,7 +132,8 @@ void Socket::send_text(std::string body) {
     // connection is refused rather than buffered.
     constexpr size_t kMaxPending = 1024;
     if (pending_.size() >= kMaxPending) {
-      std::fprintf(stderr, "dog: over %zu sends before the upgrade on %s; closing\n", kMaxPending, uid_.c_str());
+      ops::warn("slow_consumer", "over " + std::to_string(kMaxPending) + " sends before the upgrade on " + uid_ + "; closing",
+                {{"socket", uid_}, {"code", 1008}});
       close(1008, "too many messages before the upgrade");
       return;
     }
@@ -201,7 +203,8 @@ class SocketAdapter final : public http::WebSocketHandler {
           try {
             co_await rep->onmessage(*sock, msg);
           } catch (const std::exception& e) {
-            std::fprintf(stderr, "dog: onmessage threw on %s: %s\n", rep->uid().c_str(), e.what());
+            ops::error("hook_threw", "onmessage threw on " + rep->uid() + ": " + e.what(),
+                       {{"hook", "onmessage"}, {"object", rep->uid()}});
             sock->close(1011, "internal error");
           }
           if (--flow->in_flight < kMaxInFlight / 2)
@@ -230,7 +233,9 @@ class SocketAdapter final : public http::WebSocketHandler {
             if (error) co_await rep->onerror(*sock);
             else co_await rep->onclose(*sock);
           } catch (const std::exception& e) {
-            std::fprintf(stderr, "dog: %s threw on %s: %s\n", error ? "onerror" : "onclose", rep->uid().c_str(), e.what());
+            const char* hook = error ? "onerror" : "onclose";
+            ops::error("hook_threw", std::string(hook) + " threw on " + rep->uid() + ": " + e.what(),
+                       {{"hook", hook}, {"object", rep->uid()}});
           }
           if (!*alive) co_return;
           auto state = rep->state_;
@@ -291,7 +296,7 @@ Task<Response> Replica::connect(Request& req) {
     co_await onopen(*socket);
   } catch (const std::exception& e) {
     // The socket is accepted and closed at once with 1011, as any hook failure on a socket.
-    std::fprintf(stderr, "dog: onopen threw on %s: %s\n", uid().c_str(), e.what());
+    ops::error("hook_threw", "onopen threw on " + uid() + ": " + e.what(), {{"hook", "onopen"}, {"object", uid()}});
     socket->close(1011, "internal error");
   }
   state_->add_socket(socket);
@@ -327,7 +332,7 @@ Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseco
     try {
       peers = co_await rt->fetch_peers(*state->parent_ns, state->gid, state->group_node, uid());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "dog: gossip could not list the peers of %s: %s\n", uid().c_str(), e.what());
+      ops::warn("gossip_failed", "gossip could not list the peers of " + uid() + ": " + e.what(), {{"object", uid()}});
     }
   }
   Namespace* child = state->self_ns;

@@ -4,6 +4,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cstdio>
 
+#include "node/ops/log.h"
 #include "routing/object_id.h"
 
 namespace dog {
@@ -308,6 +309,9 @@ Task<Runtime::IdentifyAnswer> Runtime::identify_here(Namespace& group_ns, const 
       }
       host.core.add_new(rid, out.sid, limit);
       host.replica_node[out.sid] = where;
+      if (ops::enabled(ops::Level::kDebug))
+        ops::debug("replica_placed", "replica " + out.sid.substr(0, 12) + " of group " + gid.substr(0, 12) + " placed on " + where,
+                   {{"group", gid}, {"replica", out.sid}, {"node", where}});
     }
   } catch (...) {
     unlock_identify(host);
@@ -397,7 +401,7 @@ Task<Response> Runtime::fetch_here(Namespace& ns, const std::string& hex, Reques
     } catch (const HttpError& e) {
       res = error_response(e.status(), e.what());
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "dog: Group %s receive threw: %s\n", gid.c_str(), e.what());
+      ops::error("hook_threw", "Group " + gid + " receive threw: " + e.what(), {{"hook", "receive"}, {"object", gid}});
       res = error_response(500, "Internal Server Error");
     }
     host.inflight--;
@@ -432,7 +436,8 @@ Task<Response> Runtime::fetch_here(Namespace& ns, const std::string& hex, Reques
   } catch (const HttpError& e) {
     res = error_response(e.status(), e.what());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "dog: Replica %s receive threw: %s\n", rep->uid().c_str(), e.what());
+    ops::error("hook_threw", "Replica " + rep->uid() + " receive threw: " + e.what(),
+               {{"hook", "receive"}, {"object", rep->uid()}});
     res = error_response(500, "Internal Server Error");
   }
   state->inflight--;
