@@ -67,6 +67,8 @@ asio::awaitable<bool> HttpConnection::upgrade(http::Response& resp) {
   if (!co_await flush()) co_return false;
   closed_ = true;  // the socket now belongs to the WebSocket session
   timer_.cancel();
+  // The session counts against max_connections from here: this connection no longer does.
+  server_->connections.erase(this);
   auto session = std::make_shared<WsSession>(server_, std::move(socket_), std::move(resp.websocket), req_.id);
   session->start(std::string_view(in_ + in_off_, in_len_ - in_off_));  // in pending_: see run()
   co_return false;

@@ -481,3 +481,28 @@ TEST_CASE("frames sent in the same packet as the upgrade request are delivered",
   CHECK(head.rfind("HTTP/1.1 101", 0) == 0);
   CHECK(got == std::vector<std::string>{"early 0", "early 1", "early 2"});
 }
+
+TEST_CASE("max_connections counts an upgraded socket once: that many WebSockets open, one more is refused", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpConfig config = HttpConfig::testing();
+  config.max_connections = 3;
+  HttpServer server(loop, config, ws_handler(echo));
+  std::vector<std::string> echoed;
+  bool fourth_refused = false;
+  with_server(loop, server, [&](uint16_t port) {
+    std::vector<std::unique_ptr<WsClient>> open;
+    for (int i = 0; i < 3; ++i) {
+      open.push_back(std::make_unique<WsClient>(port));
+      open.back()->send(ws::Opcode::kText, "n" + std::to_string(i));
+      echoed.push_back(open.back()->next().payload);
+    }
+    RawClient extra(port);
+    extra.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string answer;
+    fourth_refused = extra.read_to_close(&answer) && answer.empty();  // accepted and closed at once
+  });
+  CHECK(echoed == std::vector<std::string>{"n0", "n1", "n2"});
+  CHECK(fourth_refused);
+  CHECK(server.stats().connections_rejected == 1);
+}
