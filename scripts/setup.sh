@@ -15,6 +15,7 @@ pkgs=(
   nginx-light                  # scripts/start.sh puts a real nginx in front of the nodes
   haproxy                      # tests/deploy: HAProxy with /readyz checks in front of the nodes
   systemd python3-yaml         # tests/deploy: systemd-analyze verify, the Kubernetes/Helm checker
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev  # tests/deploy: renders the Helm chart
 )
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk linux-perf); fi
 if [[ "${1:-}" == "--containers" ]]; then pkgs+=(podman runc debootstrap); fi
