@@ -87,6 +87,10 @@ struct HttpStats {
   uint64_t ws_protocol_errors = 0;
   uint64_t ws_overflow_drops = 0;     // peers dropped for not reading
   uint64_t ws_write_calls = 0;        // sendmsg calls on WebSockets (one per socket per loop turn at most)
+  uint64_t ws_messages_in = 0;        // complete messages read from clients
+  uint64_t ws_bytes_in = 0;           // their payload bytes
+  uint64_t ws_messages_out = 0;       // messages queued to clients (send, send_shared, send_encoded)
+  uint64_t ws_bytes_out = 0;          // bytes the kernel took on WebSockets (frames, headers included)
 };
 
 class HttpServer {

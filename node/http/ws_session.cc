@@ -92,6 +92,8 @@ void WsSession::read_ready() {
 
 void WsSession::on_message(std::string_view payload, bool text) {
   if (state_ != State::kOpen || !handler_) return;  // closing: drop data, keep reading for the close frame
+  server_->stats.ws_messages_in++;
+  server_->stats.ws_bytes_in += payload.size();
   auto handler = handler_;  // strong for the whole call, as in start()
   try {
     handler->on_message(shared_from_this(), payload, text);
@@ -180,6 +182,7 @@ bool WsSession::send(std::string_view data, bool text) {
   size_t before = tail.size();
   ws::encode_frame(tail, text ? ws::Opcode::kText : ws::Opcode::kBinary, data);
   queue_.bytes_added(tail.size() - before);
+  server_->stats.ws_messages_out++;
   schedule_flush();
   return true;
 }
@@ -188,12 +191,14 @@ bool WsSession::send_shared(const http::SharedFrames& frames) {
   if (state_ != State::kOpen || close_sent_ || !frames) return false;
   if (!fits(frames->size())) return overflow();
   queue_.push_shared(frames);  // a reference: every recipient shares the one buffer
+  server_->stats.ws_messages_out++;
   schedule_flush();
   return true;
 }
 
 bool WsSession::send_encoded(std::string_view frames) {
   if (state_ != State::kOpen || close_sent_) return false;
+  server_->stats.ws_messages_out++;
   return enqueue(frames);
 }
 
@@ -258,6 +263,7 @@ void WsSession::flush() {
       return finish(ws::close_code::kAbnormal, "write failed");
     n = 0;
   }
+  server_->stats.ws_bytes_out += static_cast<uint64_t>(n);
   queue_.consume(static_cast<size_t>(n));
   if (!queue_.empty()) {
     writing_ = true;

@@ -1,5 +1,6 @@
 #include "node/runtime/runtime.h"
 
+#include <algorithm>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <cstdio>
@@ -132,6 +133,7 @@ Runtime::GroupHost& Runtime::group_host(Namespace& ns, const std::string& hex) {
     host->obj = c.make_group();
     host->obj->uid_ = hex;
     slot = host;
+    ++stats_.activated[ns.name()];
     host->child = &host->obj->link(env_);  // two-phase init: link after construction
   }
   return *slot;
@@ -160,6 +162,7 @@ std::shared_ptr<Replica> Runtime::replica(Namespace& ns, const std::string& hex)
     rep->state_->self_ns = &ns;
     rep->state_->group_node = self_;
     slot = rep;
+    ++stats_.activated[ns.name()];
     rep->state_->parent_ns = &rep->link(env_);
     if (cluster_) cluster_->publish_load(static_cast<uint32_t>(c.replicas.size()));
   }
@@ -186,6 +189,30 @@ std::vector<std::string> Runtime::replica_ids(const Namespace& ns) const {
 }
 size_t Runtime::group_count(const Namespace& ns) const { return class_of(ns).groups.size(); }
 
+std::vector<std::string> Runtime::namespace_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, cls] : classes_) out.push_back(name);
+  return out;
+}
+
+std::vector<Runtime::LiveObject> Runtime::live_objects(const Namespace& ns) const {
+  std::vector<LiveObject> out;
+  const Class& c = class_of(ns);
+  for (const auto& [hex, host] : c.groups) {
+    LiveObject o{hex, "", self_, 0, host->core.size()};
+    for (const auto& [node, rids] : host->subscribers)
+      for (const auto& [rid, n] : rids) o.sockets += static_cast<size_t>(std::max(n, 0));
+    out.push_back(std::move(o));
+  }
+  for (const auto& [hex, rep] : c.replicas) {
+    const auto& st = *rep->state_;
+    LiveObject o{hex, st.gid, st.group_node, 0, 0};
+    for (const auto& e : st.pool) o.sockets += e.sockets.size();
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
   Class& gc = class_of(group_ns);
   auto it = gc.groups.find(gid);
@@ -193,6 +220,7 @@ void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
   const GroupHost& h = *it->second;
   if (h.identifying || !h.waiters.empty() || h.inflight > 0 || !h.core.replicas().empty()) return;
   gc.groups.erase(it);
+  ++stats_.evicted[group_ns.name()];
   if (cluster_) unregister(group_ns, gid);
 }
 
@@ -459,6 +487,7 @@ bool Runtime::evict_if_idle(Namespace& ns, const std::string& hex) {
   // Leave the Group's bookkeeping (DOG keeps departed Replicas forever).
   if (st.parent_ns && !st.gid.empty()) release_slot(*st.parent_ns, st.gid, st.group_node, hex, "", true);
   class_of(ns).replicas.erase(hex);
+  ++stats_.evicted[ns.name()];
   if (cluster_) {
     cluster_->publish_load(static_cast<uint32_t>(class_of(ns).replicas.size()));
     unregister(ns, hex);

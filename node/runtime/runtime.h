@@ -196,6 +196,19 @@ class Runtime {
   std::string group_of(Namespace& ns, const std::string& hex);
   size_t evict_all_idle();
 
+  // For the admin endpoint (node/admin/): the namespace bindings, and the objects of one that
+  // are live on this node. A Group's `sockets` counts its client sockets on every node (what
+  // its subscriptions say); a Replica's, the sockets in its pool here.
+  std::vector<std::string> namespace_names() const;
+  struct LiveObject {
+    std::string id;
+    std::string group;       // a Replica's Group ("" for a Group, or a Replica made without one)
+    std::string group_node;  // where that Group lives
+    size_t sockets = 0;
+    size_t replicas = 0;     // a Group's Replicas
+  };
+  std::vector<LiveObject> live_objects(const Namespace& ns) const;
+
   static std::string serialize(const Json& msg);
   // Counters, for tests and metrics.
   struct Stats {
@@ -205,6 +218,8 @@ class Runtime {
     uint64_t relays_closed_1012 = 0;
     uint64_t remote_errors = 0;
     uint64_t objects_refused = 0;   // creations refused at RuntimeConfig::max_live_objects
+    // Objects created and idle-evicted on this node, by namespace binding (/metrics).
+    std::map<std::string, uint64_t, std::less<>> activated, evicted;
   };
   const Stats& stats() const { return stats_; }
   // False once the runtime is destroyed (for callbacks that may outlive it).
