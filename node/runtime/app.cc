@@ -13,6 +13,7 @@
 #ifdef DOG_WITH_CLUSTER
 #include "node/cluster/cluster.h"
 #include "node/cluster/options.h"
+#include "node/admin/admin.h"
 #endif
 
 namespace dog {
@@ -27,6 +28,7 @@ struct App::Impl {
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Replica>()>>> replicas;
 #ifdef DOG_WITH_CLUSTER
   node::cluster::ClusterFlags cluster;  // --bind, --join, ... and `keygen` (node/cluster/options.h)
+  std::string admin;                    // --admin HOST:PORT (node/admin/); off when empty
 #endif
 };
 
@@ -88,6 +90,9 @@ App::App() : impl_(std::make_unique<Impl>()) {
       ->capture_default_str();
 #ifdef DOG_WITH_CLUSTER
   node::cluster::add_cluster_flags(impl_->cli, impl_->cluster);
+  impl_->cli.add_option("--admin", impl_->admin,
+                        "HOST:PORT for the admin endpoint (/metrics /healthz /readyz /members /objects /where "
+                        "/drain); off unless given, no authentication: keep it on localhost or a private network");
 #endif
   ops::add_ops_flags(impl_->cli, impl_->ops);
 }
@@ -150,10 +155,23 @@ int App::run(int argc, char** argv) {
   // Joins before serving: a node that cannot bind, read its key or join exits with one line.
   ClusterAdapter adapter(runtime);
   std::unique_ptr<node::cluster::Cluster> cluster;
+  std::unique_ptr<admin::AdminServer> admin;  // destroyed before the cluster it inspects
+  if (!impl_->admin.empty()) {  // serves (health, readiness "joining") while the node joins
+    admin = std::make_unique<admin::AdminServer>(loop, runtime);
+    try {
+      admin->listen(node::parse_endpoint(impl_->admin));
+    } catch (const std::exception& e) {
+      ops::error("cannot_listen", "cannot serve --admin " + impl_->admin + ": " + e.what(), {{"admin", impl_->admin}});
+      return 1;
+    }
+  }
   if (cluster_options) {
-    cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options, runtime.make_service(), &adapter);
+    auto service = runtime.make_service();  // with --admin, timed per method (node/admin/rpc_timing.h)
+    if (admin) service = admin::timed(kj::mv(service), admin->rpc_metrics());
+    cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options, kj::mv(service), &adapter);
     try {
       cluster->start();
+      if (admin) admin->set_cluster(cluster.get()), admin->set_phase(admin::Phase::kJoining);
       cluster->joined().wait(loop.wait_scope());
       adapter.attach(cluster.get());
     } catch (const node::cluster::ClusterError& e) {
@@ -196,8 +214,13 @@ int App::run(int argc, char** argv) {
   asio::signal_set signals(loop.io(), SIGINT, SIGTERM);
   asio::steady_timer drain_deadline(loop.io());
   int drain_pending = 0;
-  signals.async_wait([&](std::error_code ec, int) {
-    if (ec) return;
+  bool draining = false;
+  auto start_drain = [&] {  // SIGTERM, SIGINT or the admin endpoint's POST /drain
+    if (draining) return;
+    draining = true;
+#ifdef DOG_WITH_CLUSTER
+    if (admin) admin->set_phase(admin::Phase::kDraining);
+#endif
     const auto budget = std::chrono::seconds(impl_->drain_timeout_s);
     ops::info("draining", "draining (at most " + std::to_string(impl_->drain_timeout_s) + " s)",
               {{"timeout_s", impl_->drain_timeout_s}});
@@ -221,7 +244,18 @@ int App::run(int argc, char** argv) {
     }
 #endif
     server.shutdown(budget * 8 / 10, step_done);
+  };
+  signals.async_wait([&](std::error_code ec, int) {
+    if (!ec) start_drain();
   });
+#ifdef DOG_WITH_CLUSTER
+  if (admin) {
+    admin->set_front_door(&server);
+    admin->set_drain(start_drain);
+    admin->set_phase(admin::Phase::kServing);
+    ops::info("admin", "admin endpoint on http://" + impl_->admin, {{"admin", impl_->admin}});
+  }
+#endif
   ops::info("serving", "serving on http://" + impl_->http, {{"http", impl_->http}});
   loop.run();
   return 0;
