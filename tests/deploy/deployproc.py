@@ -26,3 +26,10 @@ def get(url, timeout=10):
         return e.code, e.read().decode(errors="replace")
     except (urllib.error.URLError, OSError) as e:
         return None, str(e)
+
+
+def dog_env_names(binary):
+    """The DOG_* variables `binary --help` lists (every flag of a dog app reads DOG_<FLAG>)."""
+    import re
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
+    return set(re.findall(r"Env:(DOG_[A-Z0-9_]+)", out))

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from deployproc import Proc, cp  # noqa: E402
+from deployproc import Proc, cp, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 import chat_cluster_test as cct  # noqa: E402  (recv_until, say_and_hear, reconnect, wait_port)
 
@@ -84,8 +84,18 @@ async def scenario(nodes, aports, lb_port, sock_path):
 
     status = post(f"http://127.0.0.1:{aports[1]}/drain")
     check(status == 202, f"POST /drain on node2's admin port is accepted ({status})")
-    st = wait_stats(sock_path, lambda s: s["node2"][0].startswith("DOWN"))
+    # Until the checks mark it DOWN, round robin still picks the draining node, which no longer
+    # accepts: HAProxy's retry-on/redispatch must hide that from plain requests.
+    statuses = []
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        st = haproxy_stats(sock_path)
+        if st.get("node2", ("",))[0].startswith("DOWN"):
+            break
+        statuses.append(await asyncio.get_running_loop().run_in_executor(None, lambda: get(f"http://127.0.0.1:{lb_port}/")[0]))
     check(st["node2"][0].startswith("DOWN"), f"HAProxy marks the draining node DOWN ({st['node2']})")
+    check(statuses and all(s == 200 for s in statuses),
+          f"every request through HAProxy until then was answered 200 ({len(statuses)} requests: {sorted(set(map(str, statuses)))})")
     check(all(st[n][0] == "UP" for n in ("node1", "node3")), f"the other nodes stay UP ({st})")
     stot_down = st["node2"][1]
     code = await asyncio.get_running_loop().run_in_executor(None, lambda: nodes[1].proc.wait(30))

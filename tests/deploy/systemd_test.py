@@ -18,7 +18,7 @@ import os, re, shutil, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from deployproc import Proc, cp, get  # noqa: E402
+from deployproc import Proc, cp, dog_env_names, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 
 UNIT = os.path.join(ROOT, "deploy", "systemd", "dog@.service")
@@ -72,9 +72,7 @@ def main():
         for k, v in [("DynamicUser", "yes"), ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                      ("PrivateTmp", "yes"), ("CapabilityBoundingSet", ""), ("EnvironmentFile", "/etc/dog/%i.env")]:
             check(u.get(k) == [v], f"{k}={v}")
-        helptext = subprocess.run([cp.chat(), "--help"], capture_output=True, text=True, timeout=30).stdout
-        known = set(re.findall(r"Env:(DOG_[A-Z0-9_]+)", helptext))
-        unknown = sorted(set(env) - known)
+        unknown = sorted(set(env) - dog_env_names(cp.chat()))
         check(not unknown, f"every variable of dog-chat.env is a dog-chat flag (unknown: {unknown})")
 
         # The node as the unit runs it: only the environment, no flags.
