@@ -3,19 +3,20 @@
 # cluster: N dog-chat nodes (default 3) joined on 127.0.0.1 cluster ports with a fresh key, and
 # a real nginx in front of their HTTP ports (deploy/nginx/). Ctrl-C stops everything.
 #
-#   scripts/start.sh [--port 8080] [--nodes 3] [--cluster-port 7946] [--preset local|lan|wan]
-#                    [--no-build] [-- dog-chat flags, e.g. --limit 3]
+#   scripts/start.sh [--port 8080] [--nodes 3] [--cluster-port 7946] [--admin-port 9090]
+#                    [--preset local|lan|wan] [--no-build] [-- dog-chat flags, e.g. --limit 3]
 #
 # --no-build skips the package check and the build and runs build/bin/dog-chat (or
 # $DOG_CHAT_BIN) as it is.
-# Ports: nginx on --port; node i (1..N) serves HTTP on port+i and the cluster on
-# cluster-port+i-1.
+# Ports: nginx on --port; node i (1..N) serves HTTP on port+i, the cluster on cluster-port+i-1
+# and its admin endpoint (--admin: metrics, health, dogctl) on 127.0.0.1:admin-port+i-1, so
+# `build/bin/dogctl members` (default 127.0.0.1:9090) asks node1.
 # Everything (key, nginx config, node logs) lives in one temporary folder, removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-port=8080 nodes=3 preset=local cluster_base=7945 build=1
+port=8080 nodes=3 preset=local cluster_base=7945 admin_base=9089 build=1
 extra=()
 while (($#)); do
   case "$1" in
@@ -23,6 +24,7 @@ while (($#)); do
     --nodes) nodes=$2; shift 2 ;;
     --preset) preset=$2; shift 2 ;;
     --cluster-port) cluster_base=$(($2 - 1)); shift 2 ;;
+    --admin-port) admin_base=$(($2 - 1)); shift 2 ;;
     --no-build) build=0; shift ;;
     --) shift; extra+=("$@"); break ;;
     *) extra+=("$1"); shift ;;
@@ -32,13 +34,14 @@ done
 if ((build)); then
   scripts/setup.sh
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build -j "$(nproc)" --target dog-chat
+  cmake --build build -j "$(nproc)" --target dog-chat dogctl
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 chat="${DOG_CHAT_BIN:-$root/build/bin/dog-chat}"  # tests point it at their build
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$port" $(seq $((port + 1)) $((port + nodes))) $(seq $((cluster_base + 1)) $((cluster_base + nodes))); do
+for p in "$port" $(seq $((port + 1)) $((port + nodes))) $(seq $((cluster_base + 1)) $((cluster_base + nodes))) \
+  $(seq $((admin_base + 1)) $((admin_base + nodes))); do
   if port_busy "$p"; then echo "start: port $p is in use (another start.sh?); try --port" >&2; exit 1; fi
 done
 
@@ -90,7 +93,8 @@ seed="127.0.0.1:$((cluster_base + 1))"
 start_node() {
   local i=$1
   local args=(--http "127.0.0.1:$((port + i))" --bind "127.0.0.1:$((cluster_base + i))"
-    --name "node$i" --preset "$preset" --cluster-key-file "$tmp/cluster.key")
+    --name "node$i" --preset "$preset" --cluster-key-file "$tmp/cluster.key"
+    --admin "127.0.0.1:$((admin_base + i))")
   ((i > 1)) && args+=(--join "$seed")
   "$chat" "${args[@]}" "${extra[@]}" >"$tmp/node$i.log" 2>&1 &
   pids+=($!)
@@ -127,8 +131,9 @@ echo >&2
 echo "dog-chat cluster: open http://127.0.0.1:$port in two browsers (Ctrl-C stops everything)" >&2
 echo "  nginx     http://127.0.0.1:$port  (round robin, no sticky sessions)  pid $nginx_pid" >&2
 for i in $(seq "$nodes"); do
-  echo "  node$i     http://127.0.0.1:$((port + i))  cluster 127.0.0.1:$((cluster_base + i))  pid ${pids[$((i - 1))]}" >&2
+  echo "  node$i     http://127.0.0.1:$((port + i))  cluster 127.0.0.1:$((cluster_base + i))  admin http://127.0.0.1:$((admin_base + i))  pid ${pids[$((i - 1))]}" >&2
 done
+echo "  dogctl    build/bin/dogctl --admin 127.0.0.1:$((admin_base + 1)) members  (where NS NAME, objects, drain)" >&2
 echo "  logs      $tmp/node*.log, $tmp/nginx.log" >&2
 echo >&2
 

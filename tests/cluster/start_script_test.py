@@ -42,10 +42,11 @@ def free_run(n):
 
 http_base = free_run(4)
 cluster_base = free_run(3)
+admin_base = free_run(3)
 out = []
 cv = threading.Condition()
 proc = subprocess.Popen([os.path.join(SRC, "scripts/start.sh"), "--no-build", "--port", str(http_base),
-                         "--cluster-port", str(cluster_base)],
+                         "--cluster-port", str(cluster_base), "--admin-port", str(admin_base)],
                         cwd=SRC, env=dict(os.environ, DOG_CHAT_BIN=cp.chat()), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                         start_new_session=True,
                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -106,6 +107,8 @@ try:
     check(tmpdir is not None and os.path.isdir(tmpdir), "start.sh names its temporary folder")
     for i in range(1, 4):
         check(wait_out(r"node%d +http://127\.0\.0\.1:%d" % (i, http_base + i)) is not None, f"start.sh lists node{i}")
+    check(all(urllib.request.urlopen(f"http://127.0.0.1:{admin_base + i}/readyz", timeout=10).read() == b"ready\n"
+              for i in range(3)), "every node's admin endpoint (--admin) answers /readyz: ready")
     status, page = get("/")
     check(status == 200 and len(page) > 0, "nginx serves the chat page")
     check(all(urllib.request.urlopen(f"http://127.0.0.1:{http_base + i}/", timeout=10).status == 200
