@@ -20,7 +20,7 @@ import os, re, shutil, subprocess, sys, tempfile, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from deployproc import cp, get  # noqa: E402
+from deployproc import cp, finish, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 
 FILE = os.path.join(ROOT, "deploy", "container", "Containerfile")
@@ -165,8 +165,7 @@ def main():
         run_containers(cp.BIN_DIR)
     else:
         print("note: containers not run: no podman or no local debian:12 image (deploy/container/README.md)")
-    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
-    sys.exit(1 if cp.failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

@@ -33,3 +33,9 @@ def dog_env_names(binary):
     import re
     out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=30).stdout
     return set(re.findall(r"Env:(DOG_[A-Z0-9_]+)", out))
+
+
+def finish():
+    """Prints the verdict of every check() and exits 1 if any failed, else 0."""
+    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
+    sys.exit(1 if cp.failures else 0)

@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from deployproc import Proc, cp, get  # noqa: E402
+from deployproc import Proc, cp, finish, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 import chat_cluster_test as cct  # noqa: E402  (recv_until, say_and_hear, reconnect, wait_port)
 
@@ -169,8 +169,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     if cct.retried_connects:
         print(f"note: {len(cct.retried_connects)} reconnects saw a 5xx first and were retried: {cct.retried_connects}")
-    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
-    sys.exit(1 if cp.failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

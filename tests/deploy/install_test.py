@@ -13,7 +13,7 @@ import os, shutil, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from deployproc import Proc, cp, get  # noqa: E402
+from deployproc import Proc, cp, finish, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 
 
@@ -74,8 +74,7 @@ def main():
         serve_and_get(os.path.join(tmp, "hello-pc"), "pkg-config")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
-    sys.exit(1 if cp.failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

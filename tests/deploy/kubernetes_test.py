@@ -24,7 +24,7 @@ import yaml
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from deployproc import cp, dog_env_names  # noqa: E402
+from deployproc import cp, dog_env_names, finish  # noqa: E402
 from clusterproc import check  # noqa: E402
 
 KNOWN_API = {("v1", "Service"), ("v1", "Secret"), ("apps/v1", "StatefulSet"), ("policy/v1", "PodDisruptionBudget")}
@@ -219,8 +219,7 @@ def main():
         check(r.returncode != 0 and "clusterKey" in r.stderr, "chart: rendering without a cluster key is refused")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
-    sys.exit(1 if cp.failures else 0)
+    finish()
 
 
 if __name__ == "__main__":

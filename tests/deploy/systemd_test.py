@@ -18,7 +18,7 @@ import os, re, shutil, subprocess, sys, tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-from deployproc import Proc, cp, dog_env_names, get  # noqa: E402
+from deployproc import Proc, cp, dog_env_names, finish, get  # noqa: E402
 from clusterproc import check  # noqa: E402
 
 UNIT = os.path.join(ROOT, "deploy", "systemd", "dog@.service")
@@ -98,8 +98,7 @@ def main():
             node.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(cp.failures)} failed" if cp.failures else "all checks passed")
-    sys.exit(1 if cp.failures else 0)
+    finish()
 
 
 if __name__ == "__main__":
