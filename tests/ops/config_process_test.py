@@ -4,7 +4,8 @@
 --print-config shows a file's values under DOG_* and flags and exits 0; its output, given back
 to --config, prints the same; a refused file ends the process with exit 2 and ONE stderr line
 naming the file and the key; a node started from a file serves where the file says, and with
---log-format json every stderr line is a JSON object with an `event` (serving, draining, drained).
+--log-format json every stderr line is a JSON object with an `event` (serving, draining, drained);
+two nodes from files log member_joined, then member_dead and member_gone after a kill -9.
 A generous bound only turns a hang into a failure; no timing is asserted.
 Usage: config_process_test.py BIN_DIR
 """
@@ -112,6 +113,54 @@ with tempfile.TemporaryDirectory() as tmp:
           f"exit 0, every stderr line a JSON record with ts, level, event, msg ({rc}: {recs})")
     check(events[:1] == ["serving"] and "draining" in events and events[-1] == "drained",
           f"events serving, draining, drained ({events})")
+
+    # Membership events as JSON: two nodes, the second killed with -9; the survivor logs that
+    # it joined, then suspected or dead, then gone (skipped in a build without the cluster).
+    if "--bind" in run(["--help"])[1]:
+        key = write(os.path.join(tmp, "cluster.key"), run(["keygen"])[1])
+        seed = f"127.0.0.1:{free_port()}"
+        logs, procs = [], []
+        for i in range(2):
+            cfg_i = write(os.path.join(tmp, f"n{i}.toml"),
+                          f'http = "127.0.0.1:{free_port()}"\nbind = "{seed if i == 0 else "127.0.0.1:%d" % free_port()}"\n'
+                          f'cluster-key-file = "{key}"\npreset = "local"\nname = "n{i}"\nlog-format = "json"\n'
+                          + (f'join = ["{seed}"]\n' if i else ""))
+            logs.append(os.path.join(tmp, f"n{i}.log"))
+            with open(logs[-1], "w") as log:
+                procs.append(subprocess.Popen([CHAT, "--config", cfg_i], stderr=log, stdout=subprocess.DEVNULL))
+
+        def events(i):
+            out = []
+            for l in lines(open(logs[i]).read()):
+                try:
+                    out.append(json.loads(l))
+                except ValueError:
+                    out.append({"event": "UNPARSED " + l})
+            return out
+
+        def wait_event(i, pred):
+            end = time.monotonic() + HANG
+            while time.monotonic() < end and procs[i].poll() is None:
+                if any(pred(r) for r in events(i)):
+                    return True
+                time.sleep(0.05)
+            return False
+
+        check(wait_event(0, lambda r: r.get("event") == "member_joined" and r.get("node") == "n1"),
+              "the seed logs member_joined for n1")
+        procs[1].kill()
+        procs[1].wait()
+        check(wait_event(0, lambda r: r.get("event") == "member_gone" and r.get("node") == "n1"),
+              "after kill -9 the seed logs member_gone for n1")
+        evs = [r.get("event") for r in events(0)]
+        check("member_dead" in evs and "UNPARSED" not in " ".join(map(str, evs)),
+              f"the seed logged member_dead, every line JSON ({evs})")
+        procs[0].send_signal(signal.SIGTERM)
+        try:
+            procs[0].wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            procs[0].kill()
+            procs[0].wait()
 
 if failures:
     print(f"{len(failures)} failed", flush=True)
