@@ -197,7 +197,7 @@ TEST_CASE("a syntax error or an unreadable file is refused in one line", "[confi
   }
 }
 
-TEST_CASE("--print-config prints TOML that --config reads back to the same configuration", "[config]") {
+TEST_CASE("the printed configuration (--print-config) is TOML that --config reads back to the same configuration", "[config]") {
   TempFile file("limit = 9\njoin = [\"a:1\", \"b:2\"]\njoin-timeout-s = 0.25\n");
   ::setenv("DOGTEST_LIMIT", "11", 1);
   Cli c;
