@@ -18,6 +18,18 @@ constexpr size_t kRaceBlock = 8;
 
 using u32x8 = uint32_t __attribute__((vector_size(32)));
 
+// Lane swaps for the reductions below: GCC's __builtin_shuffle, or clang's constant-index
+// __builtin_shufflevector (the fuzz build, tests/fuzz/, compiles with clang). Same lanes.
+#if defined(__clang__)
+#define DOG_SWAP4(v) __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3)
+#define DOG_SWAP2(v) __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5)
+#define DOG_SWAP1(v) __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6)
+#else
+#define DOG_SWAP4(v) __builtin_shuffle(v, u32x8{4, 5, 6, 7, 0, 1, 2, 3})
+#define DOG_SWAP2(v) __builtin_shuffle(v, u32x8{2, 3, 0, 1, 6, 7, 4, 5})
+#define DOG_SWAP1(v) __builtin_shuffle(v, u32x8{1, 0, 3, 2, 5, 4, 7, 6})
+#endif
+
 // The position (relative to `races`) of the winner of the race among `count` >= 1 tokens: the
 // highest race_score(key, races[i]), and on equal scores the lowest position. Tokens of a slot are
 // stored in member-number order, so the lowest position is the lowest member number, which is
@@ -48,21 +60,19 @@ __attribute__((target_clones("avx2", "default"))) uint32_t race_winner(uint32_t 
     best_pos = better ? pos : best_pos;
   }
   // Branch-free horizontal reductions: the top score, then the lowest position holding it.
-  const u32x8 swap4 = {4, 5, 6, 7, 0, 1, 2, 3}, swap2 = {2, 3, 0, 1, 6, 7, 4, 5},
-              swap1 = {1, 0, 3, 2, 5, 4, 7, 6};
   u32x8 top = best;
-  u32x8 other = __builtin_shuffle(top, swap4);
+  u32x8 other = DOG_SWAP4(top);
   top = top > other ? top : other;
-  other = __builtin_shuffle(top, swap2);
+  other = DOG_SWAP2(top);
   top = top > other ? top : other;
-  other = __builtin_shuffle(top, swap1);
+  other = DOG_SWAP1(top);
   top = top > other ? top : other;
   u32x8 pos = best == top ? best_pos : u32x8{} + UINT32_MAX;
-  other = __builtin_shuffle(pos, swap4);
+  other = DOG_SWAP4(pos);
   pos = pos < other ? pos : other;
-  other = __builtin_shuffle(pos, swap2);
+  other = DOG_SWAP2(pos);
   pos = pos < other ? pos : other;
-  other = __builtin_shuffle(pos, swap1);
+  other = DOG_SWAP1(pos);
   pos = pos < other ? pos : other;
   const uint32_t winner = pos[0];
   return winner;  // UINT32_MAX if every score was 0

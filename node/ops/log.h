@@ -14,7 +14,8 @@
 //   * logfmt values are bare when they are non-empty printable ASCII without space, '"' or '=',
 //     else a JSON string literal (which logfmt readers unquote);
 //   * the key order is ts, level, event, msg, then the fields in call order;
-//   * a record below the configured level (--log-level, default info) costs one atomic load.
+//   * log() below the configured level (--log-level, default info) returns after one atomic
+//     load; its arguments are still built, so a costly debug record is guarded by enabled().
 // The event names are listed in node/ops/README.md; renaming one is a breaking change.
 #pragma once
 

@@ -47,6 +47,9 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
   std::optional<std::pair<uint16_t, std::string>> pending_close;
   bool opened = false, closed = false, gone = false, attached = false;
   int in_flight = 0;
+  // noexcept as the base's: a capnp client member's destructor may throw, and clang (the fuzz
+  // build) refuses a destructor laxer than the one it overrides.
+  ~EntryRelay() noexcept override = default;
 
   void on_open(const std::shared_ptr<http::WebSocket>& s) override {
     opened = true;

@@ -337,7 +337,8 @@ Task<std::vector<GossipResult>> Replica::gossip(Json msg, std::chrono::milliseco
   }
   Namespace* child = state->self_ns;
   for (size_t i = 0; i < peers.size(); ++i) {
-    auto [sid, node] = peers[i];
+    // Named copies, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    std::string sid = peers[i].first, node = peers[i].second;
     shared->results.push_back({sid, std::nullopt, ""});
     shared->pending++;
     asio::co_spawn(
