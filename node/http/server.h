@@ -121,8 +121,9 @@ class HttpServer {
   std::shared_ptr<State> state_;
 };
 
-// Parses "HOST:PORT" (IPv4, [IPv6] or a name resolving locally). Throws std::invalid_argument
-// with a message naming the bad part.
+// Parses "HOST:PORT" where HOST is an IPv4 address, [IPv6], `localhost` (127.0.0.1) or empty
+// (0.0.0.0); no other name is resolved. Throws std::invalid_argument with a message naming the
+// bad part.
 asio::ip::tcp::endpoint parse_endpoint(std::string_view host_port);
 
 }  // namespace dog::node
