@@ -87,7 +87,10 @@ struct Room : dog::Replica {
     }
     // A client speaks only for its own socket: any "uid" or "user" it sends is ignored.
     const std::string& uid = socket.uid();
-    std::string type = input.value("type", "");
+    // Not input.value("type", ""): it throws on a non-string type, and {"type":1} closed the
+    // sender's socket with 1011 and logged an error per message (found by tests/fuzz).
+    auto type_field = input.find("type");
+    std::string type = type_field != input.end() && type_field->is_string() ? type_field->get<std::string>() : "";
 
     if (type == "req:connected") {
       dog::Json connected = dog::Json({{"type", "user:connected"}, {"from", uid}, {"time", now_ms()}}).dump();

@@ -18,17 +18,7 @@
 namespace dog::fuzz {
 
 // Runs ready work until nothing is left (timers that are not due do not count).
-inline void settle(node::Loop& loop) {
-  for (int i = 0; i < 10000; ++i) {
-    loop.io().restart();
-    loop.poll();
-    if (loop.io().poll() == 0) {
-      loop.poll();
-      if (loop.io().poll() == 0) return;
-    }
-  }
-  fuzz_check(false, "the runtime settles");
-}
+inline void settle(node::Loop& loop) { fuzz_check(test::settle_loop(loop), "the runtime settles"); }
 
 // Runs `task` and returns its result, or nothing if it threw or did not finish while settling.
 template <typename T>

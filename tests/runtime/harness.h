@@ -64,7 +64,8 @@ struct TestSocket : http::WebSocket {
   }
   bool is_open() const override { return open; }
   uint64_t id() const override { return id_; }
-  size_t buffered_bytes() const override { return 0; }
+  size_t backlog = 0;  // what buffered_bytes() reports (a test makes a receiver fall behind)
+  size_t buffered_bytes() const override { return backlog; }
   bool paused = false;
   bool error_end = false;  // the connection ended without the client's close frame
   bool ended_by_error() const override { return error_end; }
@@ -89,6 +90,20 @@ struct Log {
     return false;
   }
 };
+
+// Runs ready Asio and KJ work on `loop` until none is left (timers that are not due do not
+// count); false if it was still busy after 10,000 rounds. Also used by tests/fuzz/.
+inline bool settle_loop(node::Loop& loop) {
+  for (int i = 0; i < 10000; ++i) {
+    loop.io().restart();
+    loop.poll();
+    if (loop.io().poll() == 0) {
+      loop.poll();
+      if (loop.io().poll() == 0) return true;
+    }
+  }
+  return false;
+}
 
 struct World;
 inline World* g_world = nullptr;  // the running test's world (tests run one at a time)
@@ -155,15 +170,7 @@ struct World {
 
   // Runs ready work until nothing is left (timers that are not due do not count).
   void settle() {
-    for (int i = 0; i < 10000; ++i) {
-      loop.io().restart();
-      loop.poll();
-      if (loop.io().poll() == 0) {
-        loop.poll();
-        if (loop.io().poll() == 0) return;
-      }
-    }
-    FAIL("the runtime never settled");
+    if (!settle_loop(loop)) FAIL("the runtime never settled");
   }
 
   // Runs a coroutine to completion and returns its result.
