@@ -69,6 +69,8 @@ class Keyring {
   std::optional<size_t> open(std::span<const uint8_t> sealed, std::span<const uint8_t> ad,
                              std::span<uint8_t> out, Nonce* nonce, Key* opened_with) const;
   Key primary() const { return keys_.front(); }
+  // Every installed key, the primary first.
+  const std::vector<Key>& keys() const { return keys_; }
   bool installed(const Key& key) const;
 
  private:

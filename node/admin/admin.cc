@@ -15,7 +15,7 @@ struct Route {
   std::string_view path;
   std::string_view allow;  // the methods it answers, as the Allow header lists them
 };
-constexpr std::array<Route, 7> kRoutes{{
+constexpr std::array<Route, 11> kRoutes{{
     {"/metrics", "GET, HEAD"},
     {"/healthz", "GET, HEAD"},
     {"/readyz", "GET, HEAD"},
@@ -23,6 +23,10 @@ constexpr std::array<Route, 7> kRoutes{{
     {"/objects", "GET, HEAD"},
     {"/where", "GET, HEAD"},
     {"/drain", "POST"},
+    {"/keys", "GET, HEAD"},
+    {"/keys/install", "POST"},
+    {"/keys/use", "POST"},
+    {"/keys/remove", "POST"},
 }};
 
 bool allowed(std::string_view allow, const std::string& method) {
@@ -100,7 +104,7 @@ Task<Response> AdminServer::handle(Request& req) {
   const Route* route = nullptr;
   for (const auto& r : kRoutes)
     if (r.path == path) route = &r;
-  if (!route) co_return Response::text(404, "not found: the admin endpoint serves /metrics /healthz /readyz /members /objects /where /drain\n");
+  if (!route) co_return Response::text(404, "not found: the admin endpoint serves /metrics /healthz /readyz /members /objects /where /drain /keys\n");
   if (!allowed(route->allow, req.method)) co_return Response::method_not_allowed(std::string(route->allow));
 
   Response res;
@@ -117,8 +121,10 @@ Task<Response> AdminServer::handle(Request& req) {
     res = objects(req);
   } else if (path == "/where") {
     res = co_await where(req);
-  } else {
+  } else if (path == "/drain") {
     res = drain();
+  } else {
+    res = keys(req);
   }
   res.headers.set("Cache-Control", "no-store");
   co_return res;

@@ -11,6 +11,9 @@
 //   GET  /objects   JSON: the objects live on this node (?ns=NAME: one namespace)
 //   GET  /where     JSON: ?ns=NAME&name=NAME (or &id=HEX): the id's owner and where it is live
 //   POST /drain     starts the same drain as SIGTERM; 202
+//   GET  /keys      JSON: this node's cluster keys by fingerprint, the primary first
+//   POST /keys/install, /keys/use, /keys/remove   body: one base64 key; cluster key rotation on
+//                   this node (Cluster::change_key); 409 when refused (not installed, primary)
 //
 // Any other path is 404; a known path with another method is 405 with Allow. GET paths accept
 // HEAD. Query values are percent-decoded; a malformed one is a 400. There is no
@@ -21,6 +24,7 @@
 // cluster has joined). Not thread-safe.
 #pragma once
 
+#include <array>
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
@@ -86,6 +90,8 @@ class AdminServer {
   Response objects(const Request& req) const;
   Task<Response> where(const Request& req);
   Response drain();
+  Response keys(const Request& req);
+  Json key_list() const;
 
   node::Loop& loop_;
   Runtime& runtime_;
@@ -97,6 +103,9 @@ class AdminServer {
   LoopLag lag_;
   std::unique_ptr<node::HttpServer> server_;
 };
+
+// The first 8 bytes of BLAKE2b(key), in hex: how answers name a key.
+std::string key_fingerprint(const std::array<uint8_t, 32>& key);
 
 // Percent-decodes a query value ('+' stays '+'); nullopt on a bad escape or a control character.
 std::optional<std::string> percent_decode(std::string_view in);

@@ -5,12 +5,21 @@
 //   dogctl [--admin HOST:PORT] [--json] objects [NS]     the objects live on that node
 //   dogctl [--admin HOST:PORT] drain                     starts that node's drain (as SIGTERM)
 //   dogctl keygen                                        a new cluster key (as `APP keygen`)
+//   dogctl --admin A,B,C keys list|install KEY|use KEY|remove KEY
+//                                                        cluster key rotation on every node
 //
-// --admin defaults to 127.0.0.1:9090, or DOG_ADMIN. Exit codes: 0 done; 1 the node could not
-// be reached or refused (its answer is printed on stderr); 2 bad usage.
+// --admin defaults to 127.0.0.1:9090, or DOG_ADMIN. `keys` takes every member's admin endpoint,
+// comma-separated (members do not publish theirs), checks them against the membership, and
+// refuses `use` and `remove` unless every live member is reached (a member left on the old key
+// would fail its probes). KEY is base64 as keygen prints it, or `-` to read it from stdin.
+// Exit codes: 0 done; 1 a node could not be reached or refused (its answer is printed on
+// stderr); 2 bad usage.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
 
 #include "node/admin/dogctl_print.h"
 #include "node/admin/http_client.h"
@@ -27,7 +36,16 @@ struct Options {
   bool json = false;
   bool full = false;
   std::string ns, name;
+  std::string key;
 };
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');)
+    if (!part.empty()) out.push_back(part);
+  return out;
+}
 
 // Calls the node; prints its refusal and returns nullopt unless the status is 2xx.
 std::optional<dog::admin::HttpResult> call(const Options& o, const std::string& method, const std::string& target) {
@@ -57,6 +75,85 @@ int show(const Options& o, const dog::admin::HttpResult& r, std::string (*pretty
   return 0;
 }
 
+// `keys`: every endpoint's node and keys, checked against the live members, then the step.
+int keys_command(Options o, const std::string& op) {
+  const auto admins = split(o.admin);
+  if (admins.empty()) return 2;
+  std::map<std::string, nlohmann::json> by_node;  // node -> its /keys answer
+  std::map<std::string, std::string> endpoint_of;
+  for (const auto& a : admins) {
+    Options one = o;
+    one.admin = a;
+    auto r = call(one, "GET", "/keys");
+    if (!r) return 1;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || !j.contains("node")) return 1;
+    const std::string node = j["node"].get<std::string>();
+    by_node[node] = j;
+    endpoint_of[node] = a;
+  }
+  Options first = o;
+  first.admin = admins[0];
+  auto m = call(first, "GET", "/members");
+  if (!m) return 1;
+  std::set<std::string> missing;
+  const auto members = nlohmann::json::parse(m->body, nullptr, false);
+  if (members.is_discarded() || !members.contains("members")) return 1;
+  for (const auto& x : members["members"]) {
+    const std::string state = x["state"].get<std::string>();
+    if ((state == "alive" || state == "suspect") && !by_node.count(x["name"].get<std::string>()))
+      missing.insert(x["name"].get<std::string>());
+  }
+  std::string missing_list;
+  for (const auto& n : missing) missing_list += (missing_list.empty() ? "" : ", ") + n;
+
+  if (op == "list") {
+    std::map<std::string, std::pair<int, int>> seen;  // fingerprint -> (installed on, primary on)
+    for (const auto& [node, j] : by_node)
+      for (const auto& k : j["keys"]) {
+        auto& s = seen[k["fingerprint"].get<std::string>()];
+        ++s.first;
+        if (k["primary"].get<bool>()) ++s.second;
+      }
+    std::vector<std::vector<std::string>> rows;
+    const std::string total = std::to_string(by_node.size());
+    for (const auto& [fp, s] : seen)
+      rows.push_back({fp, std::to_string(s.first) + "/" + total, std::to_string(s.second) + "/" + total});
+    std::fputs(dog::admin::table({"Key", "Installed", "Primary"}, rows).c_str(), stdout);
+    if (!missing.empty()) std::fprintf(stderr, "dogctl: members not reached (no --admin endpoint given): %s\n", missing_list.c_str());
+    return missing.empty() ? 0 : 1;
+  }
+  if (!missing.empty() && op != "install") {
+    std::fprintf(stderr, "dogctl: refusing keys %s: live members not reached: %s; give every member's admin endpoint "
+                 "in --admin (comma-separated)\n", op.c_str(), missing_list.c_str());
+    return 1;
+  }
+  if (o.key == "-") std::getline(std::cin, o.key);
+  int rc = 0;
+  for (const auto& [node, endpoint] : endpoint_of) {
+    Options one = o;
+    one.admin = endpoint;
+    try {
+      auto r = http_call(endpoint, "POST", "/keys/" + op, std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)), 64 << 20, o.key + "\n");
+      auto j = nlohmann::json::parse(r.body, nullptr, false);
+      if (r.status != 200 || j.is_discarded()) {
+        std::fprintf(stderr, "%s: %d %s", node.c_str(), r.status, r.body.c_str());
+        rc = 1;
+        continue;
+      }
+      std::printf("%s: %s done%s\n", node.c_str(), op.c_str(),
+                  j.value("persisted", false) ? "" : (" (in memory only: " + j.value("file_error", std::string()) + ")").c_str());
+    } catch (const dog::admin::AdminCallError& e) {
+      std::fprintf(stderr, "%s: %s\n", node.c_str(), e.what());
+      rc = 1;
+    }
+  }
+  if (!missing.empty())
+    std::fprintf(stderr, "dogctl: warning: installed on %zu nodes only; also install it on: %s\n", by_node.size(),
+                 missing_list.c_str());
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -75,12 +172,27 @@ int main(int argc, char** argv) {
   objects->add_flag("--full", o.full, "full 64-character ids");
   auto* drain = cli.add_subcommand("drain", "start this node's drain (leave, close sockets with 1001, exit 0)");
   auto* keygen = cli.add_subcommand("keygen", "print a new cluster key (base64, 32 bytes)");
+  auto* keys = cli.add_subcommand("keys", "cluster key rotation on every node given in --admin (comma-separated)");
+  keys->require_subcommand(1);
+  auto* keys_list = keys->add_subcommand("list", "each key (by fingerprint) and on how many nodes it is installed and primary");
+  std::vector<std::pair<std::string, CLI::App*>> key_ops;
+  for (const char* op : {"install", "use", "remove"}) {
+    auto* sub = keys->add_subcommand(op, std::string(op) == "install" ? "install KEY on every node (it decrypts from now on)"
+                                         : std::string(op) == "use"   ? "make KEY the one that encrypts, on every node"
+                                                                      : "remove KEY (not the primary) from every node");
+    sub->add_option("key", o.key, "base64 key as keygen prints it, or - to read it from stdin")->required();
+    key_ops.emplace_back(op, sub);
+  }
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
 
+  if (keys_list->parsed()) return keys_command(o, "list");
+  for (const auto& [op, sub] : key_ops)
+    if (sub->parsed()) return keys_command(o, op);
+  if (!split(o.admin).empty()) o.admin = split(o.admin)[0];  // the other commands ask one node
   if (keygen->parsed()) {
     std::printf("%s\n", dog::node::cluster::generate_key().c_str());
     return 0;

@@ -67,7 +67,7 @@ std::pair<std::string, std::string> split_host_port(const std::string& hp) {
 }  // namespace
 
 HttpResult http_call(const std::string& host_port, const std::string& method, const std::string& target,
-                     std::chrono::milliseconds timeout, size_t max_bytes) {
+                     std::chrono::milliseconds timeout, size_t max_bytes, const std::string& body) {
   auto [host, port] = split_host_port(host_port);
   asio::io_context io;
   asio::ip::tcp::resolver resolver(io);
@@ -77,7 +77,8 @@ HttpResult http_call(const std::string& host_port, const std::string& method, co
   if (ec) throw AdminCallError(Kind::kBadAddress, "cannot resolve " + host_port + ": " + ec.message());
 
   const std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + host_port +
-                              "\r\nConnection: close\r\nContent-Length: 0\r\nUser-Agent: dogctl\r\n\r\n";
+                              "\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: " +
+                              std::to_string(body.size()) + "\r\nUser-Agent: dogctl\r\n\r\n" + body;
   std::string raw;
   std::error_code failure;
   bool connected = false;

@@ -2,8 +2,8 @@
 // tests. Asio for the socket, llhttp (the front door's parser) for the response; nothing
 // hand-parsed.
 //
-// Contract: connects to HOST:PORT (an IPv4/IPv6 literal or a name), sends `method target` with
-// `Connection: close`, reads the response until the server closes, and returns it. The whole
+// Contract: connects to HOST:PORT (an IPv4/IPv6 literal or a name), sends `method target` (and
+// `body`, as text/plain) with `Connection: close`, reads the response until the server closes, and returns it. The whole
 // exchange is bounded by `timeout`; a response over `max_bytes` is refused. Throws
 // AdminCallError (its kind() says why) on any failure; a non-2xx status is NOT an error here.
 #pragma once
@@ -34,7 +34,8 @@ struct HttpResult {
 };
 
 HttpResult http_call(const std::string& host_port, const std::string& method, const std::string& target,
-                     std::chrono::milliseconds timeout = std::chrono::seconds(10), size_t max_bytes = 64 << 20);
+                     std::chrono::milliseconds timeout = std::chrono::seconds(10), size_t max_bytes = 64 << 20,
+                     const std::string& body = "");
 
 // Percent-encodes a query value (RFC 3986 unreserved characters are kept).
 std::string query_escape(std::string_view v);

@@ -134,6 +134,25 @@ class Cluster {
   void publish_load(uint32_t replicas);
   uint32_t load_of(const std::string& node) const;
 
+  // Cluster key rotation, memberlist/Serf keyring semantics, on this node: kInstall adds a key
+  // that decrypts from now on, kUse makes an installed key the one that encrypts, kRemove drops
+  // a key that is not the primary. Applied to the membership's and the RPC's keyrings alike (RPC
+  // sessions made under a removed key end, rpc/connection_manager.h). Idempotent: installing an
+  // installed key or removing an absent one succeeds. A rotation without failed probes runs each
+  // step on every member before the next: install everywhere, use everywhere, remove everywhere.
+  // On success the key file is rewritten (primary first, mode 0600, by rename) so a restart
+  // keeps the keyring; if it cannot be, the change still holds in memory and `file_error` says
+  // why.
+  enum class KeyOp { kInstall, kUse, kRemove };
+  struct KeyChange {
+    enum class Refusal { kNone, kNotInstalled, kIsPrimary };
+    Refusal refusal = Refusal::kNone;  // kNone: applied
+    std::string file_error;            // "" when the key file was rewritten
+  };
+  KeyChange change_key(KeyOp op, const std::array<uint8_t, 32>& key);
+  // The installed keys, the primary first.
+  std::vector<std::array<uint8_t, 32>> keys() const;
+
   rpc::ConnectionManager& rpc();
   // The membership host, for tests and tools (fault injection: transport().set_silent()).
   swim::SwimHost& swim_host();
@@ -152,5 +171,9 @@ std::vector<std::array<uint8_t, 32>> read_key_file(const std::string& path);
 std::vector<std::array<uint8_t, 32>> parse_key_text(std::string_view text, const std::string& path);
 // A new random key, base64, for `APP keygen`.
 std::string generate_key();
+// Writes `keys` (base64, one per line, the first encrypts) to `path` through a temporary file
+// in the same folder and a rename, mode 0600. Throws ClusterError (kKeyUnreadable) naming the
+// step that failed.
+void write_key_file(const std::string& path, const std::vector<std::array<uint8_t, 32>>& keys);
 
 }  // namespace dog::node::cluster

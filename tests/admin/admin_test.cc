@@ -3,13 +3,19 @@
 // text format, dogctl's tables, and the RPC timing proxy.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "node/admin/admin.h"
 #include "node/admin/dogctl_print.h"
 #include "node/admin/http_client.h"
 #include "node/admin/rpc_timing.h"
+#include "node/cluster/cluster.h"
 #include "tests/rpc/test_host.h"
 
 using namespace dog;
@@ -285,4 +291,67 @@ TEST_CASE("dogctl tables: members like serf members, objects, where", "[admin]")
   CHECK(admin::objects_table(objects, false) ==
         "Namespace  Kind     Id                Group  Sockets  Node\n"
         "ROOM       replica  0123456789abcdef  g      2        n1\n");
+}
+
+TEST_CASE("admin: /keys lists, installs, uses and removes cluster keys and rewrites the key file", "[admin]") {
+  Node n;
+  const std::string k1 = node::cluster::generate_key(), k2 = node::cluster::generate_key();
+  auto path = std::filesystem::temp_directory_path() / ("dog-admin-keys-" + std::to_string(::getpid()));
+  std::ofstream(path) << k1 << "\n";
+  node::cluster::ClusterOptions o;
+  o.bind = "127.0.0.1:0";
+  o.name = "a";
+  o.preset = "local";
+  o.key_file = path.string();
+  rpc::testing::HostState state;
+  node::cluster::Cluster cluster(n.loop, o, rpc::testing::make_test_node(state, n.loop.timer()), nullptr);
+  cluster.start();
+  cluster.joined().wait(n.loop.wait_scope());
+  CHECK(n.call("GET", "/keys").status == 409);  // no cluster attached yet
+  n.server.set_cluster(&cluster);
+  auto fp = [](const std::string& b64) {
+    return admin::key_fingerprint(node::cluster::parse_key_text(b64, "k")[0]);
+  };
+  auto post = [&](const std::string& op, const std::string& body) {
+    auto f = std::async(std::launch::async, [&] {
+      return admin::http_call(n.addr, "POST", "/keys/" + op, std::chrono::seconds(10), 1 << 20, body);
+    });
+    return pump(n.loop, f);
+  };
+  auto file_keys = [&] {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return node::cluster::parse_key_text(text.str(), path.string());
+  };
+
+  auto list = n.get_json("/keys");
+  REQUIRE(list["keys"].size() == 1);
+  CHECK(list["keys"][0]["fingerprint"] == fp(k1));
+  CHECK(list["keys"][0]["primary"] == true);
+  CHECK(list.dump().find(k1) == std::string::npos);  // keys never leave the node
+
+  CHECK(post("use", k2).status == 409);  // not installed yet
+  CHECK(post("install", "not base64!").status == 400);
+  CHECK(post("install", k1 + "\n" + k2).status == 400);  // exactly one key
+  auto r = post("install", k2 + "\n");
+  REQUIRE(r.status == 200);
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j["persisted"] == true);
+  CHECK(j["keys"].size() == 2);
+  CHECK(file_keys().size() == 2);
+  CHECK(post("install", k2).status == 200);  // idempotent
+  CHECK(cluster.keys().size() == 2);
+
+  REQUIRE(post("use", k2).status == 200);
+  CHECK(cluster.keys()[0] == node::cluster::parse_key_text(k2, "k")[0]);
+  CHECK(file_keys()[0] == node::cluster::parse_key_text(k2, "k")[0]);  // the file's first line encrypts
+  CHECK(post("remove", k2).status == 409);  // the primary cannot go
+  REQUIRE(post("remove", k1).status == 200);
+  CHECK(cluster.keys().size() == 1);
+  CHECK(file_keys().size() == 1);
+  list = n.get_json("/keys");
+  CHECK(list["keys"][0]["fingerprint"] == fp(k2));
+  CHECK(n.call("GET", "/keys/use").status == 405);
+  std::filesystem::remove(path);
 }

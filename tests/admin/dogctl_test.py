@@ -5,19 +5,11 @@ objects, metrics, drain (the node leaves and exits 0; the others list it as left
 error paths (unreachable node, unknown namespace, DOG_ADMIN).
 Usage: dogctl_test.py BIN_DIR
 """
-import base64, json, os, subprocess, sys, tempfile, time, urllib.error, urllib.request
+import json, os, subprocess, tempfile, urllib.error, urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
-import clusterproc as cp  # noqa: E402
-from clusterproc import check  # noqa: E402
+from adminproc import cp, dogctl, poll, alive_count, finish  # noqa: E402
 
-cp.BIN_DIR = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("DOG_BIN_DIR", "build/bin")
-DOGCTL = os.path.join(cp.BIN_DIR, "dogctl")
-
-
-def dogctl(admin, *args, env=None):
-    cmd = [DOGCTL] + (["--admin", admin] if admin else []) + list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=dict(os.environ, **(env or {})))
+check = cp.check
 
 
 def http(url, method="GET"):
@@ -26,16 +18,6 @@ def http(url, method="GET"):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def poll(fn, timeout=60):
-    """fn() until truthy (bounded); returns its last value."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(0.1)
 
 
 out = dogctl(None, "keygen")
@@ -137,12 +119,4 @@ with tempfile.TemporaryDirectory() as tmp:
         gone = dogctl(admins[2], "members")
         check(gone.returncode == 1 and "cannot connect" in gone.stderr, "dogctl on a stopped node: exit 1, says why")
     finally:
-        for i, n in enumerate(nodes):
-            n.stop()
-            if cp.failures:
-                print(f"--- n{i + 1} stderr:\n" + "\n".join(n.lines[-40:]), flush=True)
-
-if cp.failures:
-    print(f"{len(cp.failures)} failed", flush=True)
-    sys.exit(1)
-print("all passed", flush=True)
+        finish(nodes)
