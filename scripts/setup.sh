@@ -13,6 +13,7 @@ pkgs=(
   python3 python3-websockets   # a real WebSocket client for integration tests
   iproute2 nftables procps
   nginx-light                  # scripts/start.sh puts a real nginx in front of the nodes
+  clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets (tests/fuzz/)
   haproxy                      # tests/deploy: HAProxy with /readyz checks in front of the nodes
   systemd python3-yaml         # tests/deploy: systemd-analyze verify, the Kubernetes/Helm checker
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev  # tests/deploy: renders the Helm chart
