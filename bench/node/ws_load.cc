@@ -138,10 +138,11 @@ int main(int argc, char** argv) {
   });
   io.run();
   double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
-  double rate = (stats.received - base) / elapsed;
+  uint64_t counted = stats.received - base;
+  double rate = counted / elapsed;
   std::fprintf(stderr, "ws-load: %d conns x %d in flight, %d B: %.0f msgs/s\n", conns, inflight, size, rate);
   nlohmann::json j = {{"conns", conns}, {"inflight", inflight}, {"size", size}, {"seconds", elapsed},
-                      {"msgs_per_s", rate}};
+                      {"messages", counted}, {"msgs_per_s", rate}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
