@@ -16,6 +16,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets (tests/fuzz/)
   haproxy                      # tests/deploy: HAProxy with /readyz checks in front of the nodes
   systemd python3-yaml         # tests/deploy: systemd-analyze verify, the Kubernetes/Helm checker
+  python3-prometheus-client    # tests/admin: Prometheus's own parser reads /metrics
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev  # tests/deploy: renders the Helm chart
 )
 if [[ "${1:-}" == "--bench" ]]; then pkgs+=(wrk linux-perf); fi

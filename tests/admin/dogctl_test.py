@@ -20,6 +20,36 @@ def http(url, method="GET"):
         return e.code, e.read().decode()
 
 
+def check_exposition(text):
+    """Prometheus's own parser reads every family; types and histograms are consistent."""
+    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+    except Exception as e:  # the parser raises ValueError on any malformed line
+        check(False, f"/metrics parses with prometheus_client ({e})")
+        return
+    check(len(families) > 40, f"/metrics parses with prometheus_client: {len(families)} families")
+    # The parser strips _total from counter family names; every counter sample ends in _total.
+    counters = [f for f in families.values() if f.type == "counter"]
+    check(counters and all(s.name.endswith("_total") for f in counters for s in f.samples),
+          "every counter is named ..._total")
+    hist = families.get("dog_rpc_server_call_duration_seconds")
+    ok = hist is not None and hist.type == "histogram"
+    if ok:
+        by_method = {}
+        for smp in hist.samples:
+            by_method.setdefault(smp.labels["method"], []).append(smp)
+        for method, samples in by_method.items():
+            buckets = [x.value for x in samples if x.name.endswith("_bucket")]
+            count = [x.value for x in samples if x.name.endswith("_count")][0]
+            ok = ok and buckets == sorted(buckets) and buckets[-1] == count
+    check(ok, "dog_rpc_server_call_duration_seconds: a histogram per method, cumulative, +Inf equals count")
+    for name in ("dog_members", "dog_objects_live", "dog_websockets_open", "process_resident_memory_bytes"):
+        check(name in families and families[name].type == "gauge", f"{name} is a gauge")
+    check(families.get("dog_loop_lag_seconds") is not None and families["dog_loop_lag_seconds"].type == "histogram",
+          "dog_loop_lag_seconds is a histogram")
+
+
 out = dogctl(None, "keygen")
 check(out.returncode == 0 and cp.decodes_to_32(out.stdout), "dogctl keygen prints a 32-byte base64 key")
 
@@ -94,6 +124,24 @@ with tempfile.TemporaryDirectory() as tmp:
             check('dog_rpc_server_calls_total{method="identifyGroup",outcome="ok"}' in metrics,
                   "/metrics: the host served identifyGroup, counted per method and outcome")
         check("dog_loop_lag_seconds_count" in metrics and "process_open_fds" in metrics, "/metrics: loop lag, fds")
+        check_exposition(metrics)
+
+        # A node whose seed never answers serves /healthz but is not ready while it joins.
+        lonely_admin = f"127.0.0.1:{cp.free_port()}"
+        lonely = cp.Node(["--http", f"127.0.0.1:{cp.free_port()}", "--bind", f"127.0.0.1:{cp.free_port()}",
+                          "--name", "lonely", "--preset", "local", "--cluster-key-file", key,
+                          "--join", f"127.0.0.1:{cp.free_port()}", "--join-timeout-s", "60", "--admin", lonely_admin])
+        try:
+            def joining():
+                try:
+                    return http(f"http://{lonely_admin}/readyz")
+                except urllib.error.URLError:
+                    return None
+            # "starting" for the instant before the cluster starts, then "joining the cluster".
+            check(poll(lambda: joining() == (503, "joining the cluster\n")), "/readyz while joining: 503 joining the cluster")
+            check(http(f"http://{lonely_admin}/healthz") == (200, "ok\n"), "/healthz while joining: 200 ok")
+        finally:
+            lonely.stop(sig=9)
 
         # Drain n3 through its admin endpoint: it leaves and exits 0; the others see it left.
         d = dogctl(admins[2], "drain")
