@@ -156,6 +156,13 @@ class ConnectionManager {
   // this manager's Loop. Never throws; a bad peer is counted in stats().channel.
   void accept(asio::ip::tcp::socket socket);
 
+  // Optional: the client each call()'s `fn` receives goes through `decorator` first (the admin
+  // endpoint times calls per method with it, node/admin/rpc_timing.h). Empty (the default): the
+  // connection's client as is. Set it before calls are made.
+  void set_client_decorator(std::function<wire::Node::Client(wire::Node::Client)> decorator) {
+    decorator_ = std::move(decorator);
+  }
+
   template <typename Fn>
   kj::PromiseForResult<Fn, wire::Node::Client> call(const std::string& peer,
                                                      kj::Duration deadline, Fn&& fn) {
@@ -168,7 +175,9 @@ class ConnectionManager {
     auto release = kj::defer([alive = alive_, &p] {
       if (*alive) --p.in_flight;
     });
-    R work = p.canceler->wrap(client(peer).then(kj::fwd<Fn>(fn)));
+    auto connected = client(peer);
+    if (decorator_) connected = connected.then([this](wire::Node::Client c) { return decorator_(kj::mv(c)); });
+    R work = p.canceler->wrap(connected.then(kj::fwd<Fn>(fn)));
     return work
         .exclusiveJoin(loop_.timer().afterDelay(deadline).then([this, alive = alive_]() -> R {
           if (*alive) ++stats_.deadlines;
@@ -235,6 +244,7 @@ class ConnectionManager {
   uint64_t next_conn_id_ = 0;
   bool key_sweep_running_ = false;
   std::function<void(const std::string&)> on_disconnect_;
+  std::function<wire::Node::Client(wire::Node::Client)> decorator_;
   // Inbound handshakes in progress, oldest first; fulfilling one evicts it.
   std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> pending_;
   uint64_t next_handshake_id_ = 0;

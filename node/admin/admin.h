@@ -67,8 +67,10 @@ class AdminServer {
   void set_drain(std::function<void()> drain) { drain_ = std::move(drain); }
   void set_phase(Phase p) { phase_ = p; }
   Phase phase() const { return phase_; }
-  // Shared with the timing proxy around this node's wire::Node (rpc_timing.h).
+  // Shared with the timing proxies (rpc_timing.h): around this node's wire::Node (calls it
+  // serves), and around each peer's client (calls it makes, ConnectionManager's decorator).
   const std::shared_ptr<RpcMetrics>& rpc_metrics() const { return rpc_metrics_; }
+  const std::shared_ptr<RpcMetrics>& rpc_client_metrics() const { return rpc_client_metrics_; }
 
   // Binds and serves. Throws std::system_error if the address cannot be bound.
   void listen(const asio::ip::tcp::endpoint& endpoint);
@@ -100,6 +102,7 @@ class AdminServer {
   std::function<void()> drain_;
   Phase phase_ = Phase::kStarting;
   std::shared_ptr<RpcMetrics> rpc_metrics_ = std::make_shared<RpcMetrics>();
+  std::shared_ptr<RpcMetrics> rpc_client_metrics_ = std::make_shared<RpcMetrics>();
   LoopLag lag_;
   std::unique_ptr<node::HttpServer> server_;
 };

@@ -76,6 +76,15 @@ void front_door_metrics(TextWriter& w, const node::HttpStats& s) {
             d(s.ws_protocol_errors));
 }
 
+void rpc_families(TextWriter& w, const RpcMetrics& rpc, const char* calls, const char* calls_help, const char* seconds,
+                  const char* seconds_help) {
+  for (const auto& [method, m] : rpc.methods()) {
+    w.family(calls, "counter", calls_help);
+    for (const auto& [outcome, n] : m.outcomes) w.sample(calls, {{"method", method}, {"outcome", outcome}}, d(n));
+  }
+  for (const auto& [method, m] : rpc.methods()) w.histogram(seconds, seconds_help, {{"method", method}}, m.seconds);
+}
+
 }  // namespace
 
 std::string AdminServer::render_metrics() const {
@@ -116,14 +125,11 @@ std::string AdminServer::render_metrics() const {
 
   if (front_door_) front_door_metrics(w, front_door_->stats());
 
-  for (const auto& [method, m] : rpc_metrics_->methods()) {
-    w.family("dog_rpc_server_calls_total", "counter", "Calls this node served to peers, by method and outcome");
-    for (const auto& [outcome, n] : m.outcomes)
-      w.sample("dog_rpc_server_calls_total", {{"method", method}, {"outcome", outcome}}, d(n));
-  }
-  for (const auto& [method, m] : rpc_metrics_->methods())
-    w.histogram("dog_rpc_server_call_duration_seconds", "Time from a peer's call arriving to its answer, by method",
-                {{"method", method}}, m.seconds);
+  rpc_families(w, *rpc_metrics_, "dog_rpc_server_calls_total", "Calls this node served to peers, by method and outcome",
+               "dog_rpc_server_call_duration_seconds", "Time from a peer's call arriving to its answer, by method");
+  rpc_families(w, *rpc_client_metrics_, "dog_rpc_client_calls_total",
+               "Calls this node made to peers, by method and outcome",
+               "dog_rpc_client_call_duration_seconds", "Time from a call to a peer to its answer, by method");
   w.histogram("dog_loop_lag_seconds", "How late the loop's periodic timer fired (time spent busy elsewhere)", {},
               lag_.histogram());
 

@@ -171,7 +171,12 @@ int App::run(int argc, char** argv) {
     cluster = std::make_unique<node::cluster::Cluster>(loop, *cluster_options, kj::mv(service), &adapter);
     try {
       cluster->start();
-      if (admin) admin->set_cluster(cluster.get()), admin->set_phase(admin::Phase::kJoining);
+      if (admin) {
+        admin->set_cluster(cluster.get());
+        admin->set_phase(admin::Phase::kJoining);
+        cluster->rpc().set_client_decorator(  // times the calls this node makes, per method
+            [m = admin->rpc_client_metrics()](rpc::wire::Node::Client c) { return admin::timed(kj::mv(c), m); });
+      }
       cluster->joined().wait(loop.wait_scope());
       adapter.attach(cluster.get());
     } catch (const node::cluster::ClusterError& e) {

@@ -123,6 +123,11 @@ with tempfile.TemporaryDirectory() as tmp:
         if hi != 1:  # the entry node asked the lobby's node over RPC
             check('dog_rpc_server_calls_total{method="identifyGroup",outcome="ok"}' in metrics,
                   "/metrics: the host served identifyGroup, counted per method and outcome")
+        if hi != 1:  # ... and the entry node made that call, timed on its side too
+            _, entry = http(f"http://{admins[1]}/metrics")
+            check('dog_rpc_client_calls_total{method="identifyGroup",outcome="ok"}' in entry
+                  and 'dog_rpc_client_call_duration_seconds_count{method="identifyGroup"}' in entry,
+                  "/metrics: the entry node's identifyGroup call, counted and timed per method")
         check("dog_loop_lag_seconds_count" in metrics and "process_open_fds" in metrics, "/metrics: loop lag, fds")
         check_exposition(metrics)
 
