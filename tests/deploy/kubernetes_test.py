@@ -156,7 +156,7 @@ def build_helmlite(build_dir):
             os.symlink(os.path.join(GOPATH_DEBIAN, "src", "github.com", "Masterminds", mod), link)
     out = os.path.join(work, "helmlite")
     env = dict(os.environ, GO111MODULE="off", GOPATH=f"{gopath}:{GOPATH_DEBIAN}",
-               GOCACHE=os.path.join(work, "gocache"), GOFLAGS="")
+               GOCACHE=os.path.join(work, "gocache"), GOFLAGS="", GOENV="off")
     r = subprocess.run([go, "build", "-o", out, "."], cwd=src, env=env, capture_output=True, text=True, timeout=300)
     check(r.returncode == 0, f"helmlite builds ({r.stderr.strip()[-500:]})")
     return out if r.returncode == 0 else None
