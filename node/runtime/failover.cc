@@ -132,6 +132,12 @@ void Runtime::hand_over_group(Namespace& group_ns, const std::string& gid, const
   if (auto c = clients_.find(gid); c != clients_.end()) c->second.group_node = to;
 }
 
+void Runtime::mark_rebuilding(GroupHost& h) {
+  h.cast_all_until = std::chrono::steady_clock::now() + peer::kRebuildCastWindow;
+}
+
+void Runtime::group_rebuilt(Namespace& ns, const std::string& hex) { mark_rebuilding(group_host(ns, hex)); }
+
 void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const std::string& child_ns,
                             const std::string& sid, const std::string& host, int count,
                             const std::vector<std::string>& rids) {
@@ -143,6 +149,7 @@ void Runtime::adopt_replica(Namespace& group_ns, const std::string& gid, const s
     }
   }
   GroupHost& g = group_host(group_ns, gid);
+  mark_rebuilding(g);
   g.core.adopt(sid, count, rids, g.obj->limit);
   g.replica_node[sid] = host;
 }
@@ -293,7 +300,7 @@ void Runtime::node_gone(const std::string& node) {
     for (const auto& c : g.clients) {
       if (g.group_node == self_) {
         // The Group may not exist yet here: re-create it so the subscription lands.
-        group_host(*g.group_ns, gid);
+        mark_rebuilding(group_host(*g.group_ns, gid));
         subscribe(gid, c.rid, self_, +1);
         continue;
       }

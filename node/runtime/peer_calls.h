@@ -21,6 +21,9 @@ using rpc::wire::Node;
 
 constexpr auto kCallDeadline = 30 * kj::SECONDS;  // a Group's receive or a Replica's may await
 constexpr auto kFireDeadline = 10 * kj::SECONDS;
+// How long a rebuilt Group casts to every member: longer than a report's retries (fire_retry,
+// 50 ms doubling, six attempts, ~3.2 s), so every survivor's subscriptions have landed.
+constexpr auto kRebuildCastWindow = std::chrono::seconds(5);
 
 // The calls several paths make, one builder each (what ConnectionManager::call runs).
 inline auto subscribe_call(std::string gns, std::string gid, std::string rid, std::string node, int delta,

@@ -2,6 +2,7 @@
 // (broadcast, whisper) through the Group's node, socket subscriptions and slot releases. What a
 // node does when membership changes is failover.cc; the serving side is service.cc; relays are
 // relay.cc.
+#include <algorithm>
 #include <capnp/message.h>
 #include <cstdio>
 
@@ -281,27 +282,39 @@ void Runtime::send_cast(const std::string& gid, const std::string& group_node, N
 
 void Runtime::group_cast(const std::string& gid, rpc::wire::GroupCast::Reader cast) {
   GroupHost* host = find_group(gid);
+  bool to_all = host && cluster_ && std::chrono::steady_clock::now() < host->cast_all_until;
   if (!host) {
-    // Handed over: forward to where it went (once; the new node hosts it). Else it is gone and
-    // nobody holds its sockets.
-    std::string to = moved_to(gid);
-    if (to.empty()) return;
-    auto copy = kj::heap<capnp::MallocMessageBuilder>();
-    copy->setRoot(cast);
-    auto* raw = copy.get();
-    ++stats_.casts_sent;
-    fire(to, [raw, held = kj::mv(copy)](Node::Client client) mutable {
-      auto req = client.groupCastRequest();
-      req.setCast(raw->getRoot<rpc::wire::GroupCast>().asReader());
-      return req.send().ignoreResult();
-    });
-    return;
+    // Handed over: forward to where it went (once; the new node hosts it).
+    if (std::string to = moved_to(gid); !to.empty()) {
+      auto copy = kj::heap<capnp::MallocMessageBuilder>();
+      copy->setRoot(cast);
+      auto* raw = copy.get();
+      ++stats_.casts_sent;
+      fire(to, [raw, held = kj::mv(copy)](Node::Client client) mutable {
+        auto req = client.groupCastRequest();
+        req.setCast(raw->getRoot<rpc::wire::GroupCast>().asReader());
+        return req.send().ignoreResult();
+      });
+      return;
+    }
+    // The id is ours but its Group is not here yet: its old node died and the survivors'
+    // reports are in flight. Every member delivers to the sockets it holds. Otherwise nobody
+    // holds its sockets.
+    auto id = wire::id_of(gid);
+    if (!cluster_ || !id || cluster_->owner(*id) != self_) return;
+    to_all = true;
   }
   const bool whisper = cast.getKind() == rpc::wire::CastKind::WHISPER;
   std::string target = cast.getTarget();
   std::vector<std::string> nodes;
-  for (const auto& [node, rids] : host->subscribers)
-    if (!whisper || rids.count(target)) nodes.push_back(node);
+  if (to_all) {
+    nodes = cluster_->members();
+    if (std::find(nodes.begin(), nodes.end(), self_) == nodes.end()) nodes.push_back(self_);
+    ++stats_.casts_to_all;
+  } else {
+    for (const auto& [node, rids] : host->subscribers)
+      if (!whisper || rids.count(target)) nodes.push_back(node);
+  }
   for (const auto& node : nodes) {
     if (!cluster_ || node == self_) {
       deliver_cast(cast);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <asio/steady_timer.hpp>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -175,6 +176,9 @@ class Runtime {
   // Instances, created on first use (two-phase: construct, set uid, link).
   std::shared_ptr<Group> group(Namespace& ns, const std::string& hex);
   std::shared_ptr<Replica> replica(Namespace& ns, const std::string& hex);
+  // The Group `hex`, re-created here after its node died (a subscription or report reached its
+  // new owner first): until every survivor has re-subscribed, casts reach every member.
+  void group_rebuilt(Namespace& ns, const std::string& hex);
   // An existing Replica, or null (no creation): the target of internal calls.
   std::shared_ptr<Replica> peer(Namespace& ns, const std::string& hex);
 
@@ -214,6 +218,7 @@ class Runtime {
   struct Stats {
     uint64_t casts_sent = 0;        // groupCast/deliverCast calls sent to other nodes
     uint64_t casts_delivered = 0;   // socket deliveries made by deliver_cast
+    uint64_t casts_to_all = 0;      // casts of a Group being rebuilt, sent to every member
     uint64_t reroutes = 0;          // "not here" answers followed
     uint64_t relays_closed_1012 = 0;
     uint64_t remote_errors = 0;
@@ -240,7 +245,12 @@ class Runtime {
   };
   struct Class {
     std::unique_ptr<Namespace> ns;
+    // Until then `subscribers` may be incomplete (the Group is being rebuilt from reports that
+    // are still in flight): casts go to every member, each delivering to its own sockets.
+    std::chrono::steady_clock::time_point cast_all_until{};
     bool is_group = false;
+  // A Group host being rebuilt after a failover: casts reach every member for a while.
+  void mark_rebuilding(GroupHost& h);
     std::function<std::shared_ptr<Group>()> make_group;
     std::function<std::shared_ptr<Replica>()> make_replica;
     std::unordered_map<std::string, std::shared_ptr<GroupHost>> groups;

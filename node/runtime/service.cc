@@ -208,7 +208,7 @@ class NodeService final : public Node::Server {
     Target t = target_of(rt_, p.getGroup());
     int delta = p.getDelta();
     if (delta > 0 && !rt_.group_core(*t.ns, t.hex) && rt_.locate(*t.ns, t.hex) == rt_.self_node())
-      rt_.group(*t.ns, t.hex);  // a Group re-created after a failover: its sockets come first
+      rt_.group_rebuilt(*t.ns, t.hex);  // a Group re-created after a failover: its sockets come first
     constexpr int kMaxDelta = 1 << 20;  // a hand-over moves a whole count at once
     rt_.subscribe(t.hex, request_id_of(p.getRequestId()), p.getNode(), std::clamp(delta, -kMaxDelta, kMaxDelta), p.getAbsolute());
     return kj::READY_NOW;

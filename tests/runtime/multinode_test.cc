@@ -314,4 +314,65 @@ TEST_CASE("cluster: a node declared dead that comes back re-asserts its Replicas
     if (u.entry == back) CHECK(u.ws->open);  // its local clients were never cut off
 }
 
+
+TEST_CASE("cluster: a Group being rebuilt casts to every member until all survivors have re-subscribed", "[cluster]") {
+  Cluster c(4);
+  std::vector<User> users;
+  for (int i = 0; i < 16; ++i) users.push_back(c.connect("u" + std::to_string(i), "n" + std::to_string(i % 4)));
+  std::string gnode = c.group_owner();
+  auto hosts = c.replica_hosts();
+  std::map<std::string, std::string> replica_node_of;  // user -> node of its Replica
+  for (auto& u : users) replica_node_of[u.name] = hosts.at(c.replica_of(u.name));
+
+  // The Group's node dies. Its id's new owner and every survivor but one (`late`) hear of it at
+  // once; `late` has not yet: its sockets' subscriptions have not reached the new owner.
+  std::vector<std::string> survivors;
+  for (auto& [n, node] : c.nodes)
+    if (n != gnode) survivors.push_back(n);
+  c.nodes.at(gnode)->rt.reset();
+  c.nodes.at(gnode)->mgr.reset();
+  std::erase(c.shared.members, gnode);
+  c.shared.loads.erase(gnode);
+  for (auto& n : survivors) {
+    c.nodes.at(n)->port.rebuild();
+    c.nodes.at(n)->mgr->mark_dead(gnode);
+  }
+  std::string owner = c.group_owner();
+  std::string late;
+  for (auto& n : survivors)
+    if (n != owner) late = n;  // the last one in name order
+  for (auto& n : survivors)
+    if (n != late) c.rt(n).node_gone(gnode);
+  c.nodes.erase(gnode);
+
+  // A sender whose socket and Replica are on informed nodes; receivers whose sockets are on
+  // `late` and whose Replicas survived.
+  User* sender = nullptr;
+  std::vector<User*> on_late;
+  for (auto& u : users) {
+    auto rn = replica_node_of[u.name];
+    if (u.entry == gnode || rn == gnode) continue;
+    if (!sender && u.entry != late && rn != late) sender = &u;
+    else if (u.entry == late) on_late.push_back(&u);
+  }
+  REQUIRE(sender);
+  REQUIRE_FALSE(on_late.empty());
+  c.say(*sender, "b:during-rebuild");
+  CHECK(c.wait([&] {
+    for (auto* u : on_late)
+      if (u->count("during-rebuild") != 1) return false;
+    return true;
+  }));
+  CHECK(c.rt(owner).stats().casts_to_all >= 1);
+  // `late` catches up; its sockets subscribe; casts keep reaching them exactly once.
+  c.rt(late).node_gone(gnode);
+  c.say(*sender, "b:after");
+  REQUIRE(c.wait([&] {
+    for (auto* u : on_late)
+      if (u->count("after") != 1) return false;
+    return true;
+  }));
+  for (auto* u : on_late) CHECK(u->count("during-rebuild") == 1);
+}
+
 }  // namespace dog::test
