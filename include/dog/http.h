@@ -70,8 +70,10 @@ class WebSocketHandler {
   virtual ~WebSocketHandler() = default;
   virtual void on_open(const std::shared_ptr<WebSocket>& ws) {}
   virtual void on_message(const std::shared_ptr<WebSocket>& ws, std::string_view data, bool text) = 0;
-  // The socket's send queue had backed up (more than 64 KiB queued when a write began) and is
-  // now fully written, however many writes that took. With WebSocket::buffered_bytes() and pause_reading() this lets a fan-out
+  // The socket's send queue had backed up (more than kBacklogBytes queued when a write began)
+  // and is now fully written, however many writes that took, or the socket is being closed with
+  // 1013 for being too slow and its queue was dropped (then this may run inside the send() that
+  // overflowed). With WebSocket::buffered_bytes() and pause_reading() this lets a fan-out
   // slow its publishers while a receiver is behind, and release them here.
   virtual void on_drain(const std::shared_ptr<WebSocket>& ws) {}
   // Called exactly once. `code` is 1006 when the connection ended without a close frame

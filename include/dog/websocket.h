@@ -5,9 +5,11 @@
 // * A WebSocket is owned by one loop; call it only from that loop's thread.
 // * send() never blocks and never fails loudly: frames queue in memory up to the server's
 //   per-connection cap and are written in batches (one sendmsg per loop turn, however many
-//   frames are pending, also after a partial write). A peer that lets the queue pass the cap is
-//   disconnected, and the handler's on_close sees 1006 — memory stays bounded whatever the
-//   client does.
+//   frames are pending, also after a partial write). A peer that lets the queue pass the cap,
+//   or stays behind (over kBacklogBytes without the queue ever emptying) for the server's
+//   ws_slow_timeout, is closed with 1013 (Try Again Later): the frames not yet started are
+//   dropped, a close frame follows, and the handler's on_close sees 1013. Memory stays bounded
+//   whatever the client does.
 // * Fan-out: make_frames() encodes a message once into an immutable shared buffer, and
 //   send_shared() queues a reference to it, so N recipients cost no copy or allocation each.
 // * After close() (or once the connection is closing), send() returns false and drops the data.
@@ -21,6 +23,11 @@
 #include <string_view>
 
 namespace dog::http {
+
+// Queued bytes past which a socket counts as behind: a flush that starts above this arms the
+// on_drain notification (WebSocketHandler::on_drain) and the slow-receiver deadline
+// (HttpConfig::ws_slow_timeout).
+inline constexpr size_t kBacklogBytes = 64 << 10;
 
 // One or more encoded server frames, immutable once made, shared by every queue holding them.
 using SharedFrames = std::shared_ptr<const std::string>;

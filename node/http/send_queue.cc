@@ -72,6 +72,20 @@ void SendQueue::pop_head() {
   }
 }
 
+size_t SendQueue::drop_unstarted() {
+  const size_t before = bytes_;
+  if (head_off_ == 0) {
+    clear();
+    return before;
+  }
+  Chunk head = std::move(chunks_[head_]);
+  chunks_.clear();
+  head_ = 0;
+  bytes_ = head.view().size() - head_off_;
+  chunks_.push_back(std::move(head));
+  return before - bytes_;
+}
+
 void SendQueue::clear() {
   std::vector<Chunk>().swap(chunks_);
   head_ = 0;

@@ -34,6 +34,10 @@ class SendQueue {
   // Drops the first `n` queued bytes (n <= bytes()).
   void consume(size_t n);
 
+  // Drops every frame the kernel has not started on (the head chunk stays if it is partly
+  // written, so the stream stays well framed); returns the bytes dropped. Used before a 1013.
+  size_t drop_unstarted();
+
   size_t bytes() const { return bytes_; }
   bool empty() const { return bytes_ == 0; }
   void clear();

@@ -25,6 +25,7 @@ HttpConfig HttpConfig::testing() {
   c.max_ws_message_bytes = 64 << 10;
   c.max_ws_send_queue_bytes = 256 << 10;
   c.ws_close_timeout = std::chrono::milliseconds(500);
+  c.ws_slow_timeout = std::chrono::milliseconds(2000);
   c.ws_ping_interval = std::chrono::milliseconds(0);  // tests that want keepalive set it
   return c;
 }

@@ -57,6 +57,11 @@ struct HttpConfig {
   // Per-WebSocket bytes queued for a peer that is not reading; past it the peer is dropped.
   // Default: 4 MiB.
   size_t max_ws_send_queue_bytes = 4 << 20;
+  // A WebSocket whose queue passed http::kBacklogBytes and has not been fully written since,
+  // for this long, is closed with 1013 like one past the cap (a fan-out that pauses its
+  // publishers while a receiver is behind would otherwise wait on it forever). 0 disables.
+  // Default: 10 s.
+  std::chrono::milliseconds ws_slow_timeout{10'000};
   // How long to wait for the peer's close frame after sending ours. Default: 5 s.
   std::chrono::milliseconds ws_close_timeout{5'000};
   // A WebSocket silent this long gets a ping; silent for another interval after it, it is
@@ -85,7 +90,7 @@ struct HttpStats {
   uint64_t ws_opened = 0;
   uint64_t ws_open = 0;
   uint64_t ws_protocol_errors = 0;
-  uint64_t ws_overflow_drops = 0;     // peers dropped for not reading
+  uint64_t ws_overflow_drops = 0;     // receivers closed with 1013: over the send cap, or behind past ws_slow_timeout
   uint64_t ws_write_calls = 0;        // sendmsg calls on WebSockets (one per socket per loop turn at most)
   uint64_t ws_messages_in = 0;        // complete messages read from clients
   uint64_t ws_bytes_in = 0;           // their payload bytes

@@ -166,12 +166,30 @@ bool WsSession::fits(size_t extra) const {
   return buffered_bytes() + extra <= server_->config.max_ws_send_queue_bytes;
 }
 
-// The peer is not reading: drop it rather than buffer without bound.
+// The peer is not keeping up: close it with 1013 rather than buffer without bound. What the
+// kernel has not started on is dropped (counted here, never silently), so the close frame is
+// next on the wire; the close handshake is bounded by ws_close_timeout as usual.
 bool WsSession::overflow() {
+  if (state_ != State::kOpen) return false;
   ops::warn("slow_consumer", "websocket receiver too slow; closing", {{"queued_bytes", buffered_bytes()}});
   server_->stats.ws_overflow_drops++;
-  abort(ws::close_code::kAbnormal, "send queue overflow: peer is not reading");
+  queue_.drop_unstarted();
+  backlogged_ = false;
+  notify_drained();  // nothing is held back for this socket any more: a fan-out lets go now
+  close_code_ = kTryAgainLater;
+  close_reason_ = "receiver too slow";
+  send_close(close_code_, close_reason_);
   return false;
+}
+
+// Armed when the queue first passes kBacklogBytes; cancelled once it is fully written.
+void WsSession::arm_slow_deadline() {
+  auto timeout = server_->config.ws_slow_timeout;
+  if (timeout.count() <= 0) return;
+  close_timer_.expires_after(timeout);  // close_timer_ is free while the socket is open
+  close_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (!ec && self->state_ == State::kOpen && self->backlogged_) self->overflow();
+  });
 }
 
 bool WsSession::send(std::string_view data, bool text) {
@@ -250,7 +268,10 @@ void WsSession::schedule_flush() {
 void WsSession::flush() {
   if (writing_ || state_ == State::kClosed) return;
   if (queue_.empty()) return maybe_finish();
-  if (queue_.bytes() > kBacklogBytes) backlogged_ = true;  // on_drain once it is all written
+  if (!backlogged_ && queue_.bytes() > http::kBacklogBytes) {
+    backlogged_ = true;  // on_drain once it is all written, 1013 if that takes too long
+    if (state_ == State::kOpen) arm_slow_deadline();
+  }
   constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
   iovec iov[kMaxIov];
   msghdr msg{};
@@ -276,13 +297,15 @@ void WsSession::flush() {
   }
   if (backlogged_) {
     backlogged_ = false;
+    if (state_ == State::kOpen) close_timer_.cancel();  // the slow-receiver deadline
     notify_drained();
   }
   maybe_finish();
 }
 
-// The queue that had backed up is written out: tell the handler (a fan-out resumes the
-// publishers it paused). Runs from the write path, never inside another hook.
+// The queue that had backed up is written out, or dropped by overflow(): tell the handler (a
+// fan-out resumes the publishers it paused). Runs from the write path, or from the send that
+// overflowed (possibly inside another hook of this socket's handler).
 void WsSession::notify_drained() {
   if (state_ != State::kOpen || !handler_) return;
   auto handler = handler_;  // strong for the call, as for every hook

@@ -70,10 +70,11 @@ class WsSession final : public http::WebSocket,
   void send_close(uint16_t code, std::string_view reason);
   void maybe_finish();
   void notify_drained();
-  // Queued bytes at a flush beyond which the socket counts as backed up; when such a queue is
-  // fully written, the handler's on_drain runs.
-  static constexpr size_t kBacklogBytes = 64 << 10;
+  // A flush that starts with more than http::kBacklogBytes queued sets this; when that queue is
+  // fully written the handler's on_drain runs. Past ws_slow_timeout in between: overflow().
   bool backlogged_ = false;
+  void arm_slow_deadline();
+  static constexpr uint16_t kTryAgainLater = 1013;
   void finish(uint16_t code, std::string_view reason);
 
   std::shared_ptr<HttpServer::State> server_;

@@ -75,7 +75,8 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
               auto self = weak.lock();
               if (!self) return;
               if (--self->in_flight < kPauseAt / 2)
-                if (auto w = self->ws.lock()) w->resume_reading();
+                if (auto w = self->ws.lock())
+                  if (!*self->rt_alive || !self->rt->fanout().holding(w->id())) w->resume_reading();
             },
             [weak](kj::Exception&&) {
               if (auto self = weak.lock()) self->replica_gone();
@@ -83,9 +84,15 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
         .detach([](kj::Exception&&) {});
   }
 
+  // The client's queue is written out: a fan-out that counted it as behind lets go.
+  void on_drain(const std::shared_ptr<http::WebSocket>& s) override {
+    if (*rt_alive) rt->fanout().caught_up(s->id());
+  }
+
   void on_close(const std::shared_ptr<http::WebSocket>& s, uint16_t code, std::string_view reason) override {
     if (closed) return;
     closed = true;
+    if (*rt_alive) rt->fanout().caught_up(s->id());
     if (attached && route && *rt_alive) rt->detach_client(route->gid, route->rid, this);
     attached = false;
     if (from_client) {
@@ -316,6 +323,8 @@ void abandon_entry_relay(Runtime::EntryRelay& relay) { relay.closed = true; }
 void relay_deliver(Runtime::EntryRelay& relay, std::string_view text, const http::SharedFrames& frames) {
   relay.deliver_shared(text, frames);
 }
+
+std::shared_ptr<http::WebSocket> relay_socket(Runtime::EntryRelay& relay) { return relay.ws.lock(); }
 
 Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryRelay>& relay) {
   auto route = relay->route;

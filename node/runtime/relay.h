@@ -39,6 +39,8 @@ Task<void> attach_entry_relay(Runtime& rt, const std::shared_ptr<Runtime::EntryR
 // A cast for the relay's client (buffered until the client socket is open); `frames` is the
 // message encoded once for every recipient on this node.
 void relay_deliver(Runtime::EntryRelay& relay, std::string_view text, const http::SharedFrames& frames);
+// The relay's client socket on this node, once open (null before and after).
+std::shared_ptr<http::WebSocket> relay_socket(Runtime::EntryRelay& relay);
 // The Replica refused the upgrade (a plain response went back instead).
 void abandon_entry_relay(Runtime::EntryRelay& relay);
 // Closes the client socket with `code` (the Replica's node is gone).

@@ -345,16 +345,26 @@ void Runtime::deliver_cast(rpc::wire::GroupCast::Reader cast) {
   auto clients = it->second.clients;  // snapshot: a send may close a socket, which edits the list
   // Encoded once for every recipient on this node: each socket's queue takes a reference.
   const http::SharedFrames frames = http::make_frames(text, true);
+  const std::string& gid = it->first;
   for (const auto& c : clients) {
     bool hit = kind == rpc::wire::CastKind::WHISPER ? c.rid == target : (self_too || c.rid != sender);
     if (!hit) continue;
     if (auto s = c.local.lock()) {
       s->send_text(text, frames);
+      if (s->ws_) fanout_.queued(gid, *s->ws_);
       ++stats_.casts_delivered;
     } else if (auto r = c.relay.lock()) {
       relay_deliver(*r, text, frames);
+      if (auto w = relay_socket(*r)) fanout_.queued(gid, *w);
       ++stats_.casts_delivered;
     }
+  }
+  // Overload: while a receiver here is behind, the sender's sockets on this node stop being read.
+  if (!fanout_.behind(gid)) return;
+  for (const auto& c : clients) {
+    if (c.rid != sender) continue;
+    if (auto s = c.local.lock()) fanout_.published(gid, s->ws_);
+    else if (auto r = c.relay.lock()) fanout_.published(gid, relay_socket(*r));
   }
 }
 

@@ -208,9 +208,15 @@ class SocketAdapter final : public http::WebSocketHandler {
             sock->close(1011, "internal error");
           }
           if (--flow->in_flight < kMaxInFlight / 2)
-            if (auto w = weak_ws.lock()) w->resume_reading();
+            if (auto w = weak_ws.lock())
+              if (!*rep->state_->rt_alive || !rep->state_->rt->fanout().holding(w->id())) w->resume_reading();
         },
         asio::detached);
+  }
+
+  // This socket's queue is written out: if a fan-out counted it as behind, it is not any more.
+  void on_drain(const std::shared_ptr<http::WebSocket>& ws) override {
+    if (*replica_->state_->rt_alive) replica_->state_->rt->fanout().caught_up(ws->id());
   }
 
   // DOG's rule (Workers' events): a close frame from the client, whatever its code, runs
@@ -218,6 +224,7 @@ class SocketAdapter final : public http::WebSocketHandler {
   void on_close(const std::shared_ptr<http::WebSocket>& ws, uint16_t code, std::string_view) override {
     if (closed_) return;
     closed_ = true;
+    if (*replica_->state_->rt_alive) replica_->state_->rt->fanout().caught_up(ws->id());
     spawn_closer(replica_, socket_, ws->ended_by_error() || code == 1006, socket_->indexed_);
   }
 

@@ -23,6 +23,7 @@
 #include "dog/dog.h"
 #include "node/loop.h"
 #include "node/runtime/cluster_port.h"
+#include "node/runtime/fanout_pressure.h"
 #include "node/runtime/group_core.h"
 #include "rpc/dog.capnp.h"
 
@@ -175,10 +176,10 @@ class Runtime {
 
   // Instances, created on first use (two-phase: construct, set uid, link).
   std::shared_ptr<Group> group(Namespace& ns, const std::string& hex);
-  std::shared_ptr<Replica> replica(Namespace& ns, const std::string& hex);
   // The Group `hex`, re-created here after its node died (a subscription or report reached its
   // new owner first): until every survivor has re-subscribed, casts reach every member.
   void group_rebuilt(Namespace& ns, const std::string& hex);
+  std::shared_ptr<Replica> replica(Namespace& ns, const std::string& hex);
   // An existing Replica, or null (no creation): the target of internal calls.
   std::shared_ptr<Replica> peer(Namespace& ns, const std::string& hex);
 
@@ -217,8 +218,8 @@ class Runtime {
   // Counters, for tests and metrics.
   struct Stats {
     uint64_t casts_sent = 0;        // groupCast/deliverCast calls sent to other nodes
-    uint64_t casts_delivered = 0;   // socket deliveries made by deliver_cast
     uint64_t casts_to_all = 0;      // casts of a Group being rebuilt, sent to every member
+    uint64_t casts_delivered = 0;   // socket deliveries made by deliver_cast
     uint64_t reroutes = 0;          // "not here" answers followed
     uint64_t relays_closed_1012 = 0;
     uint64_t remote_errors = 0;
@@ -227,6 +228,8 @@ class Runtime {
     std::map<std::string, uint64_t, std::less<>> activated, evicted;
   };
   const Stats& stats() const { return stats_; }
+  // This node's fan-out overload policy: publishers held while receivers are behind.
+  FanoutPressure& fanout() { return fanout_; }
   // False once the runtime is destroyed (for callbacks that may outlive it).
   std::shared_ptr<bool> alive_flag() const { return alive_; }
   Stats& mutable_stats() { return stats_; }
@@ -242,15 +245,15 @@ class Runtime {
     std::unordered_map<std::string, std::string> replica_node;  // sid -> node it lives on
     // node -> request id -> client sockets that node holds (who a cast must reach)
     std::map<std::string, std::map<std::string, int>> subscribers;
-  };
-  struct Class {
-    std::unique_ptr<Namespace> ns;
     // Until then `subscribers` may be incomplete (the Group is being rebuilt from reports that
     // are still in flight): casts go to every member, each delivering to its own sockets.
     std::chrono::steady_clock::time_point cast_all_until{};
-    bool is_group = false;
+  };
   // A Group host being rebuilt after a failover: casts reach every member for a while.
   void mark_rebuilding(GroupHost& h);
+  struct Class {
+    std::unique_ptr<Namespace> ns;
+    bool is_group = false;
     std::function<std::shared_ptr<Group>()> make_group;
     std::function<std::shared_ptr<Replica>()> make_replica;
     std::unordered_map<std::string, std::shared_ptr<GroupHost>> groups;
@@ -329,6 +332,7 @@ class Runtime {
   std::unordered_map<std::string, ClientGroup> clients_;
   std::multimap<std::string, std::weak_ptr<EntryRelay>> relays_;  // by Replica node
   Stats stats_;
+  FanoutPressure fanout_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -100,3 +100,26 @@ TEST_CASE("the send queue keeps a small drained buffer for the next burst and dr
   q.consume(1 << 20);
   CHECK(q.retained_bytes() <= dog::node::kRetainBufferBytes);
 }
+
+TEST_CASE("before a 1013 the send queue drops what the kernel has not started on, framing intact", "[wire]") {
+  SendQueue q;
+  auto a = std::make_shared<const std::string>("FRAME-A");
+  auto b = std::make_shared<const std::string>("FRAME-B");
+  q.push_shared(a);
+  q.push_shared(b);
+  q.push_owned("owned");
+  q.consume(2);  // FRAME-A is mid-write: it must stay whole on the wire
+  CHECK(q.drop_unstarted() == 12);
+  CHECK(gathered(q) == "AME-A");
+  CHECK(b.use_count() == 1);  // released at once
+  q.push_owned("close");
+  CHECK(gathered(q) == "AME-Aclose");
+  q.consume(10);
+  CHECK(q.empty());
+
+  q.push_shared(b);
+  q.push_owned("more");
+  CHECK(q.drop_unstarted() == 11);  // nothing started: everything goes
+  CHECK(q.empty());
+  CHECK(b.use_count() == 1);
+}

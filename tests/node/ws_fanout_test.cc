@@ -2,6 +2,9 @@
 // socket per loop turn, no read buffer held by an idle socket.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <thread>
+
 #include "dog/websocket.h"
 #include "http_fixture.h"
 
@@ -176,49 +179,71 @@ TEST_CASE("idle HTTP keep-alive connections hold no read buffer either", "[http]
   CHECK(pipelined.find("ok /2") < pipelined.find("ok /3"));
 }
 
+// The overload policy as a handler (the runtime's lives in node/runtime/fanout_pressure): the
+// first socket publishes, the others receive. When a receiver's queue passes 128 KiB the
+// publisher's socket stops being read; once every receiver has drained (on_drain) or is gone
+// (on_close, e.g. closed with 1013), it is read again. Nothing is dropped by the handler.
+struct Relay : dog::http::WebSocketHandler {
+  std::shared_ptr<WebSocket> publisher;
+  std::vector<std::shared_ptr<WebSocket>> receivers;
+  bool paused = false;
+  int pauses = 0, resumes = 0;
+  size_t max_queued = 0;
+  size_t kHigh = 128 << 10;
+  std::vector<int> close_codes;  // receivers'
+  void on_open(const std::shared_ptr<WebSocket>& s) override {
+    if (!publisher) publisher = s;
+    else receivers.push_back(s);
+  }
+  void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool) override {
+    if (s != publisher) return;
+    auto frames = dog::http::make_frames(d);
+    bool behind = false;
+    for (auto& r : std::vector(receivers)) {  // a send may close a receiver
+      r->send_shared(frames);
+      max_queued = std::max(max_queued, r->buffered_bytes());
+      behind = behind || r->buffered_bytes() > kHigh;
+    }
+    if (behind && !paused) {
+      paused = true;
+      ++pauses;
+      publisher->pause_reading();
+    }
+  }
+  void on_close(const std::shared_ptr<WebSocket>& s, uint16_t code, std::string_view) override {
+    if (s == publisher) publisher.reset();  // sockets hold the handler: no cycle left behind
+    else close_codes.push_back(code);
+    std::erase(receivers, s);
+    release_if_caught_up();
+  }
+  void on_drain(const std::shared_ptr<WebSocket>&) override { release_if_caught_up(); }
+  void release_if_caught_up() {
+    for (auto& r : receivers)
+      if (r->buffered_bytes() > kHigh) return;
+    if (paused && publisher) {
+      paused = false;
+      ++resumes;
+      publisher->resume_reading();
+    }
+  }
+};
+
+// Sends `n` numbered 16 KiB messages from `pub` (on a thread of its own: the server pauses it).
+std::thread publish(WsClient& pub, int n) {
+  timeval limit{10, 0};  // a broken server must fail the test, not hang the writer
+  ::setsockopt(pub.raw().socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  return std::thread([&pub, n] {
+    for (int i = 0; i < n; ++i) {
+      std::string m(16 << 10, 'a' + i % 26);
+      m.replace(0, 6, std::to_string(100000 + i));
+      pub.send(ws::Opcode::kText, m);
+    }
+  });
+}
+
 TEST_CASE("overload: a publisher is paused while a receiver is behind and released on drain", "[ws][fanout]") {
   // The fan-out policy lives in the handler (as in the runtime): when a recipient's queue passes
   // 128 KiB the publisher's socket stops being read; on_drain releases it. Nothing is dropped.
-  struct Relay : dog::http::WebSocketHandler {
-    std::shared_ptr<WebSocket> publisher;
-    std::vector<std::shared_ptr<WebSocket>> receivers;
-    bool paused = false;
-    int pauses = 0, resumes = 0;
-    size_t max_queued = 0;
-    size_t kHigh = 128 << 10;
-    void on_open(const std::shared_ptr<WebSocket>& s) override {
-      if (!publisher) publisher = s;
-      else receivers.push_back(s);
-    }
-    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool) override {
-      if (s != publisher) return;
-      auto frames = dog::http::make_frames(d);
-      bool behind = false;
-      for (auto& r : receivers) {
-        r->send_shared(frames);
-        max_queued = std::max(max_queued, r->buffered_bytes());
-        behind = behind || r->buffered_bytes() > kHigh;
-      }
-      if (behind && !paused) {
-        paused = true;
-        ++pauses;
-        publisher->pause_reading();
-      }
-    }
-    void on_close(const std::shared_ptr<WebSocket>& s, uint16_t, std::string_view) override {
-      if (s == publisher) publisher.reset();  // sockets hold the handler: no cycle left behind
-      std::erase(receivers, s);
-    }
-    void on_drain(const std::shared_ptr<WebSocket>&) override {
-      for (auto& r : receivers)
-        if (r->buffered_bytes() > kHigh) return;
-      if (paused && publisher) {
-        paused = false;
-        ++resumes;
-        publisher->resume_reading();
-      }
-    }
-  };
   Loop loop;
   auto relay = std::make_shared<Relay>();
   auto cfg = HttpConfig::testing();
@@ -229,8 +254,6 @@ TEST_CASE("overload: a publisher is paused while a receiver is behind and releas
   bool in_order = true;
   with_server(loop, server, [&](uint16_t port) {
     WsClient pub(port);
-    timeval limit{10, 0};  // a broken server must fail the test, not hang the writer
-    ::setsockopt(pub.raw().socket().native_handle(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     REQUIRE(eventually(loop, [&] { return relay->publisher != nullptr; }));
     WsClient slow(port);
     int window = 64 << 10;
@@ -238,13 +261,7 @@ TEST_CASE("overload: a publisher is paused while a receiver is behind and releas
     REQUIRE(eventually(loop, [&] { return relay->receivers.size() == 1; }));
     // The publisher writes everything at once; the receiver reads only after the server paused
     // the publisher.
-    std::thread writer([&] {
-      for (int i = 0; i < kMessages; ++i) {
-        std::string m(16 << 10, 'a' + i % 26);
-        m.replace(0, 6, std::to_string(100000 + i));
-        pub.send(ws::Opcode::kText, m);
-      }
-    });
+    std::thread writer = publish(pub, kMessages);
     bool was_paused = eventually(loop, [&] { return relay->pauses > 0; });
     for (int i = 0; i < kMessages; ++i) {
       Frame f = slow.next();
@@ -262,4 +279,58 @@ TEST_CASE("overload: a publisher is paused while a receiver is behind and releas
   // Without the pause the whole 8 MiB would pile up in the receiver's queue.
   INFO("largest queue: " << relay->max_queued);
   CHECK(relay->max_queued < (2 << 20));
+}
+
+TEST_CASE("overload: a receiver that stays behind is closed with 1013, the others get everything", "[ws][fanout]") {
+  // The publisher is paused for the stuck receiver; after ws_slow_timeout that receiver is closed
+  // with 1013 (counted), its close releases the publisher, and the reading receiver gets all.
+  Loop loop;
+  auto relay = std::make_shared<Relay>();
+  auto cfg = HttpConfig::testing();
+  cfg.max_ws_send_queue_bytes = 64 << 20;  // the slow-receiver deadline acts here, not the cap
+  cfg.ws_slow_timeout = std::chrono::milliseconds(300);
+  cfg.ws_close_timeout = std::chrono::seconds(20);  // the close frame waits for the stuck reader
+  HttpServer server(loop, cfg, [relay](Request&) -> asio::awaitable<Response> { co_return Response::accept_websocket(relay); });
+  const int kMessages = 256;  // 4 MiB
+  int received = 0;
+  bool in_order = true;
+  Frame stuck_end;
+  int stuck_frames = 0;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient pub(port);
+    REQUIRE(eventually(loop, [&] { return relay->publisher != nullptr; }));
+    WsClient stuck(port);
+    int window = 64 << 10;  // small, so the server's queue backs up (not much smaller: the final
+                            // read of everything in flight would crawl)
+    ::setsockopt(stuck.raw().socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &window, sizeof window);
+    REQUIRE(eventually(loop, [&] { return relay->receivers.size() == 1; }));
+    WsClient fast(port);
+    REQUIRE(eventually(loop, [&] { return relay->receivers.size() == 2; }));
+    std::thread writer = publish(pub, kMessages);
+    for (int i = 0; i < kMessages; ++i) {
+      Frame f = fast.next();
+      if (f.op != ws::Opcode::kText) break;
+      if (f.payload.substr(0, 6) != std::to_string(100000 + i)) in_order = false;
+      ++received;
+    }
+    writer.join();
+    // The stuck receiver, reading at last, finds a close frame after what was already in flight.
+    for (int i = 0; i < 100000; ++i, ++stuck_frames) {
+      stuck_end = stuck.next();
+      if (stuck_end.op == ws::Opcode::kClose || stuck_end.end != Frame::End::kNone) break;
+    }
+    stuck.send(ws::Opcode::kClose, std::string("\x03\xf5", 2));  // completes the handshake
+    CHECK(eventually(loop, [&] { return !relay->close_codes.empty(); }));
+  });
+  CHECK(received == kMessages);
+  CHECK(in_order);
+  CHECK(relay->pauses >= 1);
+  CHECK(relay->resumes >= 1);
+  INFO("stuck receiver: " << stuck_frames << " frames, then end " << int(stuck_end.end));
+  CHECK(stuck_end.op == ws::Opcode::kClose);
+  CHECK(stuck_end.close_code == 1013);
+  CHECK(server.stats().ws_overflow_drops == 1);
+  REQUIRE_FALSE(relay->close_codes.empty());
+  CHECK(relay->close_codes[0] == 1013);  // the stuck one, first (the others go at teardown)
+  CHECK(std::count(relay->close_codes.begin(), relay->close_codes.end(), 1013) == 1);
 }

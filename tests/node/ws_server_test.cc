@@ -203,19 +203,19 @@ TEST_CASE("a client's close frame with an error code is still a clean end, a van
   CHECK(echo->close_errors[1]);
 }
 
-TEST_CASE("a peer that never reads is dropped at the send-queue cap, memory stays bounded", "[ws]") {
+TEST_CASE("a peer that never reads is closed with 1013 at the send-queue cap, memory stays bounded", "[ws]") {
   Loop loop;
   auto echo = std::make_shared<Echo>();
   auto cfg = HttpConfig::testing();  // 256 KiB send queue
   HttpServer server(loop, cfg, ws_handler(echo));
   bool dropped = false;
+  std::string drained;
   with_server(loop, server, [&](uint16_t port) {
     WsClient c(port);
     // Shrink our receive buffer so the kernel cannot absorb the flood for us.
     int small = 4096;
     ::setsockopt(c.raw().socket().native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     c.send(ws::Opcode::kText, "flood:20000");  // 20 MiB, never read
-    std::string drained;
     dropped = c.raw().read_to_close(&drained);
   });
   CHECK(dropped);
@@ -224,7 +224,12 @@ TEST_CASE("a peer that never reads is dropped at the send-queue cap, memory stay
   CHECK(echo->sends > 1);      // some sends were queued...
   CHECK(echo->sends < 20000);  // ...and one was refused, sampled above
   REQUIRE(echo->close_codes.size() == 1);
-  CHECK(echo->close_codes[0] == 1006);
+  CHECK(echo->close_codes[0] == 1013);
+  // What the kernel had not started on was dropped, and a close frame 1013 ended the stream.
+  const std::string close_frame = std::string("\x88\x13\x03\xf5") + "receiver too slow";
+  CHECK(drained.size() < cfg.max_ws_send_queue_bytes + (1 << 20));
+  CHECK(drained.size() >= close_frame.size());
+  CHECK(drained.substr(drained.size() - std::min(drained.size(), close_frame.size())) == close_frame);
 }
 
 TEST_CASE("a hook whose send overflows the cap survives its own socket's teardown", "[ws][lifetime]") {
@@ -278,7 +283,7 @@ TEST_CASE("a hook whose send overflows the cap survives its own socket's teardow
   CHECK(message_dropped);
   CHECK(rec->after_open == 1);
   CHECK(rec->after_message == 1);
-  CHECK(rec->close_codes == std::vector<int>{1006, 1006});
+  CHECK(rec->close_codes == std::vector<int>{1013, 1013});
   CHECK(server.stats().ws_overflow_drops == 2);
 }
 

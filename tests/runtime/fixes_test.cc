@@ -105,4 +105,35 @@ TEST_CASE("issue 13: a broadcast is encoded once per node and shared by every re
   CHECK(b.ws->shared.back() == c.ws->shared.back());
 }
 
+TEST_CASE("issue 13: a publisher is held while a receiver is behind and released when it catches up", "[dog][fanout]") {
+  World w(10);  // one Replica: A publishes, B and C receive
+  auto a = w.connect("A");
+  auto b = w.connect("B");
+  auto c = w.connect("C");
+  w.say(a, "bcast:1");
+  CHECK_FALSE(a.ws->paused);  // nobody behind: the publisher keeps being read
+  b.ws->backlog = http::kBacklogBytes + 1;
+  w.say(a, "bcast:2");
+  REQUIRE(b.ws->received("2"));
+  CHECK(a.ws->paused);         // B is behind: A stops being read...
+  CHECK_FALSE(c.ws->paused);   // ...and only A
+  CHECK(w.rt->fanout().stats().pauses == 1);
+  w.say(a, "bcast:3");         // already read: delivered, and the hook's own flow control
+  CHECK(c.ws->received("3"));  // (in-flight count) must not resume a held publisher
+  CHECK(a.ws->paused);
+  w.say(c, "bcast:4");         // C publishes too: held as well
+  CHECK(c.ws->paused);
+  b.ws->backlog = 0;
+  b.handler->on_drain(b.ws);   // B's queue is written out
+  CHECK_FALSE(a.ws->paused);
+  CHECK_FALSE(c.ws->paused);
+  CHECK(w.rt->fanout().stats().resumes == 2);
+
+  b.ws->backlog = http::kBacklogBytes + 1;  // behind again, and then closed (e.g. with 1013)
+  w.say(a, "bcast:5");
+  CHECK(a.ws->paused);
+  w.hang_up(b, 1013);
+  CHECK_FALSE(a.ws->paused);  // a receiver that is gone holds nobody
+}
+
 }  // namespace dog::test
