@@ -45,7 +45,7 @@ mkdir -p build-fuzz/work build-fuzz/artifacts
 for t in "${targets[@]}"; do
   dirs=(tests/fuzz/"$t")
   if [[ -d tests/fuzz/regressions/$t ]]; then dirs+=(tests/fuzz/regressions/"$t"); fi
-  build-fuzz/bin/fuzz_"$t" -runs=0 "${dirs[@]}" 2>&1 | grep -E "^#[0-9]+ +DONE" || {
+  build-fuzz/bin/fuzz_"$t" -runs=0 "${dirs[@]}" 2>&1 | grep -E "^#[0-9]+[[:space:]]+DONE" || {
     echo "fuzz: replay of $t failed" >&2; exit 1; }
 done
 echo "fuzz: corpora replayed after $(( $(date +%s) - start )) s" >&2
@@ -59,6 +59,6 @@ for t in "${targets[@]}"; do
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/"$t"- \
     build-fuzz/work/"$t" tests/fuzz/"$t" >build-fuzz/work/"$t".log 2>&1 || {
       tail -40 build-fuzz/work/"$t".log >&2; echo "fuzz: $t crashed (build-fuzz/artifacts/)" >&2; exit 1; }
-  echo "fuzz: $t $(grep -E '^#[0-9]+ +DONE' build-fuzz/work/"$t".log | tail -1)" >&2
+  echo "fuzz: $t $(grep -E '^#[0-9]+[[:space:]]+DONE' build-fuzz/work/"$t".log | tail -1)" >&2
 done
 echo "fuzz: done after $(( $(date +%s) - start )) s" >&2
