@@ -5,7 +5,9 @@ objects, metrics, drain (the node leaves and exits 0; the others list it as left
 error paths (unreachable node, unknown namespace, DOG_ADMIN).
 Usage: dogctl_test.py BIN_DIR
 """
-import json, os, subprocess, tempfile, urllib.error, urllib.request
+import asyncio, json, os, subprocess, tempfile, urllib.error, urllib.request
+
+import websockets
 
 from adminproc import cp, dogctl, poll, alive_count, finish  # noqa: E402
 
@@ -114,6 +116,25 @@ with tempfile.TemporaryDirectory() as tmp:
         rooms += json.loads(dogctl(admins[2], "--json", "objects", "ROOM").stdout)["objects"]
         check(len(rooms) == 1 and rooms[0]["group"] == answers[0]["id"],
               "exactly one room Replica in the cluster, naming the lobby as its Group (DOG_ADMIN honoured)")
+        # A WebSocket through n1 counts on its room Replica and in the lobby's subscriptions.
+        async def with_socket():
+            async with websockets.connect(f"ws://127.0.0.1:{hports[0]}/ws?u=bob") as ws:
+                await ws.send(json.dumps({"type": "msg", "text": "hi"}))
+                objs = []
+                for a in admins:
+                    objs += json.loads(dogctl(a, "--json", "objects").stdout)["objects"]
+                return objs
+        objs = asyncio.run(with_socket())
+        lobby = [o for o in objs if o["namespace"] == "LOBBY"]
+        rooms_with_bob = [o for o in objs if o["namespace"] == "ROOM" and o["sockets"] == 1]
+        check(len(lobby) == 1 and lobby[0]["sockets"] == 1 and lobby[0]["replicas"] >= 1,
+              f"objects: the lobby Group counts the open socket ({lobby})")
+        check(len(rooms_with_bob) == 1 and rooms_with_bob[0]["group"] == lobby[0]["id"],
+              f"objects: exactly one room Replica holds the socket, in the lobby's Group ({rooms_with_bob})")
+        _, m1 = http(f"http://{admins[0]}/metrics")
+        check("\ndog_websockets_opened_total 1\n" in m1 and "\ndog_websocket_messages_received_total 1\n" in m1
+              and "\ndog_websocket_received_bytes_total 0\n" not in m1,
+              "/metrics on the entry node: one WebSocket opened, one message received")
         nope = dogctl(admins[0], "where", "NOPE", "x")
         check(nope.returncode == 1 and "unknown namespace NOPE" in nope.stderr, "where on an unknown namespace: exit 1")
 
