@@ -71,6 +71,9 @@ asio::awaitable<bool> HttpConnection::upgrade(http::Response& resp) {
   server_->connections.erase(this);
   auto session = std::make_shared<WsSession>(server_, std::move(socket_), std::move(resp.websocket), req_.id);
   session->start(std::string_view(in_ + in_off_, in_len_ - in_off_));  // in pending_: see run()
+  // The server began draining while the handler ran: shutdown() told only the sockets that
+  // existed then, so this one hears it here.
+  if (server_->shutting_down) session->going_away();
   co_return false;
 }
 

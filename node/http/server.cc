@@ -73,6 +73,8 @@ asio::ip::tcp::endpoint HttpServer::local_endpoint() const { return state_->acce
 
 const HttpStats& HttpServer::stats() const { return state_->stats; }
 
+size_t HttpServer::open_count() const { return state_->connections.size() + state_->sockets.size(); }
+
 size_t HttpServer::buffer_bytes() const {
   size_t n = 0;
   for (auto* c : state_->connections) n += c->retained_bytes();
@@ -101,7 +103,7 @@ void HttpServer::accept() {
       return;
     }
     state->accept_backoff = std::chrono::milliseconds(0);
-    if (state->connections.size() + state->sockets.size() >= state->config.max_connections) {
+    if (state->connections.size() + state->sockets.size() >= state->config.max_connections) {  // open_count()
       state->stats.connections_rejected++;
       std::error_code ignored;
       socket.close(ignored);

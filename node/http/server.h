@@ -117,6 +117,9 @@ class HttpServer {
   // Bytes of buffer capacity held by open connections and WebSockets (read buffers included).
   // Walks every connection: for tests and occasional metrics, not per request.
   size_t buffer_bytes() const;
+  // Open HTTP connections plus WebSocket sessions: what max_connections is compared against
+  // (an upgraded connection counts once, as its session).
+  size_t open_count() const;
 
   struct State;
 

@@ -492,7 +492,22 @@ TEST_CASE("max_connections counts an upgraded socket once: that many WebSockets 
   auto echo = std::make_shared<Echo>();
   HttpConfig config = HttpConfig::testing();
   config.max_connections = 3;
+  // Counted at each on_open, while the upgrading connection object still exists: the socket
+  // must count once, as its session.
+  std::vector<size_t> counted_at_open;
+  HttpServer* srv = nullptr;
+  struct Counting : Echo {
+    std::function<void()> hook;
+    void on_open(const std::shared_ptr<WebSocket>& s) override {
+      hook();
+      Echo::on_open(s);
+    }
+  };
+  auto counting = std::make_shared<Counting>();
+  counting->hook = [&] { counted_at_open.push_back(srv->open_count()); };
+  echo = counting;
   HttpServer server(loop, config, ws_handler(echo));
+  srv = &server;
   std::vector<std::string> echoed;
   bool fourth_refused = false;
   with_server(loop, server, [&](uint16_t port) {
@@ -508,6 +523,39 @@ TEST_CASE("max_connections counts an upgraded socket once: that many WebSockets 
     fourth_refused = extra.read_to_close(&answer) && answer.empty();  // accepted and closed at once
   });
   CHECK(echoed == std::vector<std::string>{"n0", "n1", "n2"});
+  CHECK(counted_at_open == std::vector<size_t>{1, 2, 3});
   CHECK(fourth_refused);
   CHECK(server.stats().connections_rejected == 1);
+}
+
+TEST_CASE("an upgrade accepted after shutdown began still hears 1001 going away", "[ws]") {
+  Loop loop;
+  auto echo = std::make_shared<Echo>();
+  HttpServer* srv = nullptr;
+  bool drained = false;
+  // The handler starts the drain while this upgrade is in flight, then accepts it.
+  HttpServer server(loop, HttpConfig::testing(), [&](Request&) -> asio::awaitable<Response> {
+    srv->shutdown(std::chrono::seconds(5), [&] { drained = true; loop.stop(); });
+    co_return Response::accept_websocket(echo);
+  });
+  srv = &server;
+  server.listen({asio::ip::make_address("127.0.0.1"), 0});
+  uint16_t port = server.local_endpoint().port();
+  Frame f;
+  bool upgraded = false;
+  std::thread t([&] {
+    WsClient c(port);
+    upgraded = c.upgraded();
+    f = c.next();
+    c.send(ws::Opcode::kClose, ws::close_payload(1001, ""));
+    c.closed_by_server();
+  });
+  asio::steady_timer guard(loop.io(), std::chrono::seconds(20));
+  guard.async_wait([&](std::error_code ec) { if (!ec) loop.stop(); });
+  loop.run();
+  t.join();
+  CHECK(upgraded);
+  CHECK(f.op == ws::Opcode::kClose);
+  CHECK(f.close_code == 1001);  // not a cut connection at the drain deadline
+  CHECK(drained);
 }
