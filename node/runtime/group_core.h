@@ -49,7 +49,7 @@ class GroupCore {
   void adopt(const std::string& sid, int count, const std::vector<std::string>& rids, int limit);
 
   // Removes a Replica that no longer exists from every structure. If it headed the sorted list,
-  // the least-loaded Replica with room heads it now.
+  // the least-loaded Replica heads it now (full or not: placement re-sorts when it is full).
   void forget(std::string_view sid);
 
   // Introspection, for tests and metrics.

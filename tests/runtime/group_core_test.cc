@@ -103,6 +103,31 @@ struct ReferenceCore {
     current = 1 < limit ? std::optional<std::string>(sid) : std::nullopt;
     mapping[rid] = sid;
   }
+  void acquire(const std::string& sid) {
+    if (Kid* k = find(sid)) k->count += 1;
+  }
+  void adopt(const std::string& sid, int count, const std::vector<std::string>& rids, int limit) {
+    if (Kid* k = find(sid)) k->count = std::max(0, count);
+    else kids.push_back({sid, std::max(0, count)});
+    for (const auto& rid : rids) mapping[rid] = sid;
+    Kid* b = sort(limit);
+    current = b ? std::optional<std::string>(b->sid) : std::nullopt;
+  }
+  // Our addition (DOG never removes a Replica): if the forgotten one headed the sorted list, the
+  // least-loaded Replica (full or not) heads it now.
+  void forget(const std::string& sid) {
+    bool was_head = !sorted.empty() && sorted.front() == sid;
+    std::erase_if(kids, [&](const Kid& k) { return k.sid == sid; });
+    std::erase(sorted, sid);
+    if (current == sid) current.reset();
+    std::erase_if(mapping, [&](const auto& kv) { return kv.second == sid; });
+    if (was_head && !kids.empty()) {
+      std::vector<Kid*> all;
+      for (auto& k : kids) all.push_back(&k);
+      std::stable_sort(all.begin(), all.end(), [](Kid* a, Kid* b) { return a->count < b->count; });
+      sorted.insert(sorted.begin(), all.front()->sid);
+    }
+  }
   void close(const std::string& sid, const std::string& rid, bool empty, int limit) {
     Kid* k = find(sid);
     if (!k) return;
@@ -114,7 +139,7 @@ struct ReferenceCore {
 };
 }  // namespace
 
-TEST_CASE("GroupCore makes DOG's choices on 20,000 random identifies and closes", "[group_core]") {
+TEST_CASE("GroupCore makes DOG's choices on 20,000 random identifies, closes, adopts and forgets", "[group_core]") {
   for (int limit : {1, 2, 3, 7}) {
     GroupCore g;
     ReferenceCore ref;
@@ -122,7 +147,25 @@ TEST_CASE("GroupCore makes DOG's choices on 20,000 random identifies and closes"
     std::vector<std::pair<std::string, std::string>> open;  // (sid, rid) of live sockets
     int minted = 0;
     for (int step = 0; step < 5000; ++step) {
-      if (open.empty() || rng() % 100 < 55) {
+      uint32_t dice = rng() % 100;
+      if (!ref.kids.empty() && dice < 3) {
+        // A failover path: a Replica's count re-reported (adopt), an extra slot (acquire), or
+        // the Replica gone (forget, with its sockets).
+        std::string sid = ref.kids[rng() % ref.kids.size()].sid;
+        if (dice == 0) {
+          int count = int(rng() % (limit + 1));
+          std::vector<std::string> rids{"r" + std::to_string(rng() % 40)};
+          g.adopt(sid, count, rids, limit);
+          ref.adopt(sid, count, rids, limit);
+        } else if (dice == 1) {
+          g.acquire(sid);
+          ref.acquire(sid);
+        } else {
+          g.forget(sid);
+          ref.forget(sid);
+          std::erase_if(open, [&](auto& o) { return o.first == sid; });
+        }
+      } else if (open.empty() || dice < 55) {
         std::string rid = "r" + std::to_string(rng() % 40);
         auto got = g.place(rid, limit);
         auto want = ref.place(rid, limit);
@@ -143,7 +186,9 @@ TEST_CASE("GroupCore makes DOG's choices on 20,000 random identifies and closes"
         ref.close(sid, rid, empty, limit);
       }
       REQUIRE(g.current() == ref.current);
+      REQUIRE(g.size() == ref.kids.size());
       for (const auto& k : ref.kids) REQUIRE(g.count(k.sid) == k.count);
+      for (const auto& [rid, sid] : ref.mapping) REQUIRE(g.mapping(rid) == sid);
     }
     CHECK(minted > 3);  // the random walk really did fill Replicas and create new ones
   }
