@@ -19,7 +19,7 @@ using Entry = int (*)(const uint8_t*, size_t);
 
 fs::path fuzz_dir() {
   const char* src = std::getenv("DOG_SOURCE_DIR");
-  return fs::path(src ? src : ".") / "tests" / "fuzz";
+  return fs::path(src ? src : DOG_FUZZ_SOURCE_DIR) / "tests" / "fuzz";
 }
 
 // Every regular file under `dir` (none if it does not exist), sorted for stable output.
