@@ -63,8 +63,8 @@ std::optional<ClusterOptions> cluster_options_from(const ClusterFlags& f,
                        "--bind needs --cluster-key-file: cluster traffic is always encrypted; "
                        "make a key with `" + program + " keygen > cluster.key` and copy it to "
                        "every node");
-  if (!(f.join_timeout_s > 0) || !std::isfinite(f.join_timeout_s))
-    throw ClusterError(Kind::kBadOption, "--join-timeout-s must be a positive number of seconds");
+  if (!(f.join_timeout_s > 0) || !(f.join_timeout_s <= 86400))
+    throw ClusterError(Kind::kBadOption, "--join-timeout-s must be a positive number of seconds, at most 86400");
   ClusterOptions o;
   o.bind = f.bind;
   o.advertise = f.advertise;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <toml.hpp>
 #include <vector>
@@ -47,6 +48,33 @@ std::string short_syntax_message(const std::string& what) {
   return s;
 }
 
+// The deepest nesting of arrays and inline tables in `text`, outside strings and comments.
+// toml11 parses them recursively: a small file of `a=[[[[...` would overflow the stack.
+size_t nesting_depth(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (c == '"' || c == '\'') {
+      const bool multi = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string end = multi ? std::string(3, c) : std::string(1, c);
+      i += end.size();
+      while (i < text.size() && text.compare(i, end.size(), end) != 0) {
+        if (c == '"' && text[i] == '\\') ++i;  // an escape in a basic string
+        if (!multi && text[i] == '\n') break;  // unterminated: the parser reports it
+        ++i;
+      }
+      i += end.size() - 1;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 TomlValue read_toml(const std::string& path) {
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(path, ec);
@@ -58,8 +86,13 @@ TomlValue read_toml(const std::string& path) {
     throw ConfigError(Kind::kCannotRead, path, "", path + ": config file larger than 1 MiB");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(Kind::kCannotRead, path, "", path + ": cannot read the config file: " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  constexpr size_t kMaxNesting = 32;  // far deeper than any flag's value needs
+  if (nesting_depth(text) > kMaxNesting)
+    throw ConfigError(Kind::kSyntax, path, "", path + ": arrays or tables nested deeper than 32");
+  std::istringstream parsed(text);
   try {
-    return toml::parse<toml::discard_comments, std::map, std::vector>(in, path);
+    return toml::parse<toml::discard_comments, std::map, std::vector>(parsed, path);
   } catch (const toml::syntax_error& e) {
     const auto line = e.location().line();
     throw ConfigError(Kind::kSyntax, path, "",

@@ -197,6 +197,19 @@ TEST_CASE("a syntax error or an unreadable file is refused in one line", "[confi
   }
 }
 
+TEST_CASE("deep nesting is refused before the recursive parser sees it; brackets in strings and comments do not count", "[config]") {
+  std::string deep = "join = " + std::string(100000, '[') + "\n";
+  ConfigError e = refused(deep);
+  CHECK(e.kind() == Kind::kSyntax);
+  CHECK(std::string(e.what()).find("nested deeper than 32") != std::string::npos);
+  // 40 brackets inside a string, a literal string and a comment are text, not nesting: the
+  // file is judged by the key alone (unknown), not by depth.
+  std::string text = "# " + std::string(40, '[') + "\nname = \"" + std::string(40, '[') + "\"\n" +
+                     "nope = '" + std::string(40, '{') + "'\n";
+  ConfigError unknown = refused(text);
+  CHECK(unknown.kind() == Kind::kUnknownKey);
+}
+
 TEST_CASE("the printed configuration (--print-config) is TOML that --config reads back to the same configuration", "[config]") {
   TempFile file("limit = 9\njoin = [\"a:1\", \"b:2\"]\njoin-timeout-s = 0.25\n");
   ::setenv("DOGTEST_LIMIT", "11", 1);
