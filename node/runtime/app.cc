@@ -22,6 +22,7 @@ struct App::Impl {
   CLI::App cli{"a dog node"};
   std::string http = "127.0.0.1:8080";
   int64_t max_body_kib = 1024;
+  size_t max_connections = node::HttpConfig::defaults().max_connections;
   int64_t drain_timeout_s = 10;
   ops::OpsFlags ops;  // --config, --print-config, --log-level, --log-format (node/ops/config.h)
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Group>()>>> groups;
@@ -79,6 +80,10 @@ App::App() : impl_(std::make_unique<Impl>()) {
       ->capture_default_str();
   impl_->cli.add_option("--max-body-kib", impl_->max_body_kib, "largest request body accepted, KiB")
       ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  impl_->cli.add_option("--max-connections", impl_->max_connections,
+                        "open HTTP connections and WebSockets on this node; more are accepted and closed at once")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}))
       ->capture_default_str();
   impl_->cli.add_option("--max-objects", config.max_live_objects,
                         "live Groups (or Replicas) per namespace on this node; more are refused with 503")
@@ -192,6 +197,7 @@ int App::run(int argc, char** argv) {
 
   auto http_config = node::HttpConfig::defaults();
   http_config.max_body_bytes = static_cast<size_t>(impl_->max_body_kib) << 10;
+  http_config.max_connections = impl_->max_connections;
   Fetch handler = fetch_;
   node::HttpServer server(loop, http_config, [&runtime, handler](Request& req) -> Task<Response> {
     // The boundary where user errors become statuses; nothing below it can take the node down.

@@ -24,12 +24,16 @@ bool FanoutPressure::behind(const std::string& gid) const {
   return it != groups_.end() && it->second.behind > 0;
 }
 
-void FanoutPressure::caught_up(uint64_t id) {
-  if (auto h = held_in_.find(id); h != held_in_.end()) {  // a held publisher went away
+void FanoutPressure::gone(uint64_t id) {
+  if (auto h = held_in_.find(id); h != held_in_.end()) {
     auto g = groups_.find(h->second);
     if (g != groups_.end()) std::erase_if(g->second.held, [id](const Held& x) { return x.id == id; });
     held_in_.erase(h);
   }
+  caught_up(id);
+}
+
+void FanoutPressure::caught_up(uint64_t id) {
   auto b = behind_in_.find(id);
   if (b == behind_in_.end()) return;
   std::string gid = std::move(b->second);

@@ -25,9 +25,12 @@ class FanoutPressure {
   void queued(const std::string& gid, const http::WebSocket& receiver);
   // `publisher` sent a cast of Group `gid`: paused and held while the Group has receivers behind.
   void published(const std::string& gid, const std::shared_ptr<http::WebSocket>& publisher);
-  // Socket `id` drained or closed: no longer behind nor held. Resumes the held publishers of its
-  // Group when it was the last receiver behind.
+  // Socket `id` drained (on_drain): no longer behind. Resumes the held publishers of its Group
+  // when it was the last receiver behind. A publisher that is also a receiver (a broadcast to
+  // itself) stays held until then.
   void caught_up(uint64_t id);
+  // Socket `id` closed: neither behind nor held any more.
+  void gone(uint64_t id);
   // True while socket `id` is held: flow control elsewhere must not resume its reading.
   bool holding(uint64_t id) const { return held_in_.count(id) != 0; }
   bool behind(const std::string& gid) const;

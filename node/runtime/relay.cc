@@ -92,7 +92,7 @@ struct Runtime::EntryRelay final : http::WebSocketHandler, std::enable_shared_fr
   void on_close(const std::shared_ptr<http::WebSocket>& s, uint16_t code, std::string_view reason) override {
     if (closed) return;
     closed = true;
-    if (*rt_alive) rt->fanout().caught_up(s->id());
+    if (*rt_alive) rt->fanout().gone(s->id());
     if (attached && route && *rt_alive) rt->detach_client(route->gid, route->rid, this);
     attached = false;
     if (from_client) {

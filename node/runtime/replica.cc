@@ -224,7 +224,7 @@ class SocketAdapter final : public http::WebSocketHandler {
   void on_close(const std::shared_ptr<http::WebSocket>& ws, uint16_t code, std::string_view) override {
     if (closed_) return;
     closed_ = true;
-    if (*replica_->state_->rt_alive) replica_->state_->rt->fanout().caught_up(ws->id());
+    if (*replica_->state_->rt_alive) replica_->state_->rt->fanout().gone(ws->id());
     spawn_closer(replica_, socket_, ws->ended_by_error() || code == 1006, socket_->indexed_);
   }
 

@@ -134,6 +134,16 @@ TEST_CASE("issue 13: a publisher is held while a receiver is behind and released
   CHECK(a.ws->paused);
   w.hang_up(b, 1013);
   CHECK_FALSE(a.ws->paused);  // a receiver that is gone holds nobody
+
+  // A publisher that receives its own broadcasts and falls behind is held, and released by its
+  // own drain (it must not count as gone).
+  w.say(a, "bcast-self:6");
+  a.ws->backlog = http::kBacklogBytes + 1;
+  w.say(a, "bcast-self:7");
+  CHECK(a.ws->paused);
+  a.ws->backlog = 0;
+  a.handler->on_drain(a.ws);
+  CHECK_FALSE(a.ws->paused);
 }
 
 }  // namespace dog::test
