@@ -6,6 +6,7 @@
 #include <array>
 
 #include "node/cluster/cluster.h"
+#include "node/http/ws_codec.h"
 
 namespace dog::admin {
 
@@ -58,7 +59,13 @@ std::optional<std::string> percent_decode(std::string_view in) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
     out += c;
   }
+  // Names are UTF-8: bytes that are not would fail every JSON answer that echoes them.
+  if (!http::ws::valid_utf8(out)) return std::nullopt;
   return out;
+}
+
+Response json_response(int status, const Json& body) {
+  return Response::json(status, body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
 }
 
 AdminServer::AdminServer(node::Loop& loop, Runtime& runtime, AdminOptions options)
@@ -71,7 +78,13 @@ AdminServer::~AdminServer() = default;
 void AdminServer::listen(const asio::ip::tcp::endpoint& endpoint) {
   auto config = node::HttpConfig::defaults();
   config.max_body_bytes = 4 << 10;  // admin requests carry no bodies worth the name
-  config.max_connections = 64;
+  // Probes and scrapes send their request at once: a connection silent for kAdminTimeout (from
+  // its accept or its last answer), or not done with its request head kAdminTimeout after its
+  // first byte, is closed, so idle sockets cannot hold the connection cap for long.
+  config.header_timeout = kAdminTimeout;
+  config.idle_timeout = kAdminTimeout;
+  config.body_timeout = kAdminTimeout;
+  config.max_connections = kAdminMaxConnections;
   server_ = std::make_unique<node::HttpServer>(loop_, config, [this](Request& req) { return handle(req); });
   server_->listen(endpoint);
 }

@@ -8,7 +8,8 @@
 //                   "no routing table", "draining") as the body
 //   GET  /members   JSON: this node's view of the membership (name, address, state,
 //                   incarnation, session, load, http address of each member)
-//   GET  /objects   JSON: the objects live on this node (?ns=NAME: one namespace)
+//   GET  /objects   JSON: the objects live on this node (?ns=NAME: one namespace), at most
+//                   ?limit=N (default 1000, 1..100000), "truncated": true when cut
 //   GET  /where     JSON: ?ns=NAME&name=NAME (or &id=HEX): the id's owner and where it is live
 //   POST /drain     starts the same drain as SIGTERM; 202
 //   GET  /keys      JSON: this node's cluster keys by fingerprint, the primary first
@@ -16,7 +17,7 @@
 //                   this node (Cluster::change_key); 409 when refused (not installed, primary)
 //
 // Any other path is 404; a known path with another method is 405 with Allow. GET paths accept
-// HEAD. Query values are percent-decoded; a malformed one is a 400. There is no
+// HEAD. Query values are percent-decoded; a malformed one (or one not UTF-8) is a 400. There is no
 // authentication: bind it to localhost or a private network (docs/operations.md).
 //
 // Contract: one AdminServer per node, on the node's Loop, outliving nothing it was given
@@ -46,6 +47,15 @@ namespace dog::admin {
 
 // Where the node is in its life, as /readyz reports it.
 enum class Phase { kStarting, kJoining, kServing, kDraining };
+
+// The admin listener's limits: a connection silent for kAdminTimeout (also before its first
+// byte) or whose request head is not complete kAdminTimeout after its first byte is closed;
+// connections past kAdminMaxConnections are accepted and closed at once.
+inline constexpr std::chrono::milliseconds kAdminTimeout{3000};
+inline constexpr size_t kAdminMaxConnections = 256;
+// /objects answers at most ?limit=N objects: kObjectsLimit unless given, never above kObjectsMaxLimit.
+inline constexpr size_t kObjectsLimit = 1000;
+inline constexpr size_t kObjectsMaxLimit = 100000;
 
 struct AdminOptions {
   std::chrono::milliseconds lag_interval{100};  // loop-lag timer period
@@ -107,10 +117,15 @@ class AdminServer {
   std::unique_ptr<node::HttpServer> server_;
 };
 
+// `body` as a JSON answer. Strings that are not UTF-8 (a member name from the network) are
+// written with U+FFFD in place of the bad bytes instead of throwing.
+Response json_response(int status, const Json& body);
+
 // The first 8 bytes of BLAKE2b(key), in hex: how answers name a key.
 std::string key_fingerprint(const std::array<uint8_t, 32>& key);
 
-// Percent-decodes a query value ('+' stays '+'); nullopt on a bad escape or a control character.
+// Percent-decodes a query value ('+' stays '+'); nullopt on a bad escape, a control character
+// or a result that is not well-formed UTF-8.
 std::optional<std::string> percent_decode(std::string_view in);
 
 }  // namespace dog::admin

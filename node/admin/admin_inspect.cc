@@ -11,8 +11,7 @@ namespace dog::admin {
 
 namespace {
 
-Response json(int status, const Json& body) { return Response::json(status, body.dump() + "\n"); }
-Response error(int status, const std::string& message) { return json(status, Json{{"error", message}}); }
+Response error(int status, const std::string& message) { return json_response(status, Json{{"error", message}}); }
 
 // The decoded query value `key`, or nullopt if absent; throws HttpError(400) if malformed.
 std::optional<std::string> param(const Request& req, std::string_view key) {
@@ -21,6 +20,19 @@ std::optional<std::string> param(const Request& req, std::string_view key) {
   auto v = percent_decode(*raw);
   if (!v) throw HttpError(400, "the " + std::string(key) + " parameter is not valid percent-encoded text");
   return v;
+}
+
+// ?limit=N of /objects: kObjectsLimit when absent; throws HttpError(400) unless 1..kObjectsMaxLimit.
+size_t limit_param(const Request& req) {
+  auto v = param(req, "limit");
+  if (!v) return kObjectsLimit;
+  size_t n = 0;
+  bool ok = !v->empty() && v->size() <= 6;
+  for (char c : *v) ok = ok && c >= '0' && c <= '9';
+  if (ok) n = std::stoul(*v);
+  if (!ok || n < 1 || n > kObjectsMaxLimit)
+    throw HttpError(400, "limit must be a number from 1 to " + std::to_string(kObjectsMaxLimit));
+  return n;
 }
 
 }  // namespace
@@ -43,12 +55,14 @@ Response AdminServer::members() const {
                       {"load", m.meta.load},
                       {"http", m.meta.http_addr}});
   }
-  return json(200, {{"self", node_name()}, {"members", list}});
+  return json_response(200, {{"self", node_name()}, {"members", list}});
 }
 
 Response AdminServer::objects(const Request& req) const {
   std::vector<std::string> names;
+  size_t limit = 0;
   try {
+    limit = limit_param(req);
     if (auto ns = param(req, "ns")) {
       if (!runtime_.find_namespace(*ns)) return error(404, "unknown namespace " + *ns);
       names.push_back(*ns);
@@ -58,11 +72,17 @@ Response AdminServer::objects(const Request& req) const {
   } catch (const HttpError& e) {
     return error(e.status(), e.what());
   }
+  // The answer is built at once on the loop: `limit` bounds its size and the time it takes.
   Json list = Json::array();
+  bool truncated = false;
   for (const auto& n : names) {
     Namespace& ns = *runtime_.find_namespace(n);
     const bool group = runtime_.is_group_ns(ns);
     for (const auto& o : runtime_.live_objects(ns)) {
+      if (list.size() == limit) {
+        truncated = true;
+        break;
+      }
       Json j{{"id", o.id}, {"namespace", n}, {"kind", group ? "group" : "replica"}, {"sockets", o.sockets},
              {"node", node_name()}};
       if (group) {
@@ -73,8 +93,11 @@ Response AdminServer::objects(const Request& req) const {
       }
       list.push_back(std::move(j));
     }
+    if (truncated) break;
   }
-  return json(200, {{"node", node_name()}, {"objects", list}});
+  Json out{{"node", node_name()}, {"objects", std::move(list)}};
+  if (truncated) out["truncated"] = true;
+  return json_response(200, out);
 }
 
 Task<Response> AdminServer::where(const Request& req) {
@@ -119,13 +142,13 @@ Task<Response> AdminServer::where(const Request& req) {
       host = co_await node::await_kj(loop_, std::move(p));
     } catch (const node::KjError& e) {
       out["error"] = std::string("the owner did not answer: ") + e.what();
-      co_return json(502, out);
+      co_return json_response(502, out);
     }
   }
   if (host.empty() && here) host = self;  // held here, the owner not told yet
   out["host"] = host.empty() ? Json(nullptr) : Json(host);
   out["live"] = !host.empty();
-  co_return json(200, out);
+  co_return json_response(200, out);
 }
 
 }  // namespace dog::admin

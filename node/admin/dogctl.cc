@@ -2,7 +2,9 @@
 //
 //   dogctl [--admin HOST:PORT] [--json] members          the membership as this node sees it
 //   dogctl [--admin HOST:PORT] [--json] where NS NAME    the object's owner and where it is live
-//   dogctl [--admin HOST:PORT] [--json] objects [NS]     the objects live on that node
+//   dogctl [--admin HOST:PORT] [--json] objects [NS] [--limit N]
+//                                                        the objects live on that node (at most
+//                                                        N, default 1000, up to 100000)
 //   dogctl [--admin HOST:PORT] drain                     starts that node's drain (as SIGTERM)
 //   dogctl keygen                                        a new cluster key (as `APP keygen`)
 //   dogctl --admin A,B,C keys list|install KEY|use KEY|remove KEY
@@ -35,6 +37,7 @@ struct Options {
   double timeout_s = 10;
   bool json = false;
   bool full = false;
+  int limit = 1000;
   std::string ns, name;
   std::string key;
 };
@@ -170,6 +173,7 @@ int main(int argc, char** argv) {
   auto* objects = cli.add_subcommand("objects", "the objects live on this node");
   objects->add_option("namespace", o.ns, "only this namespace");
   objects->add_flag("--full", o.full, "full 64-character ids");
+  objects->add_option("--limit", o.limit, "list at most this many objects")->check(CLI::Range(1, 100000))->capture_default_str();
   auto* drain = cli.add_subcommand("drain", "start this node's drain (leave, close sockets with 1001, exit 0)");
   auto* keygen = cli.add_subcommand("keygen", "print a new cluster key (base64, 32 bytes)");
   auto* keys = cli.add_subcommand("keys", "cluster key rotation on every node given in --admin (comma-separated)");
@@ -206,7 +210,7 @@ int main(int argc, char** argv) {
     return r ? show(o, *r, [](const nlohmann::json& j, bool) { return dog::admin::where_text(j); }) : 1;
   }
   if (objects->parsed()) {
-    auto r = call(o, "GET", o.ns.empty() ? "/objects" : "/objects?ns=" + query_escape(o.ns));
+    auto r = call(o, "GET", "/objects?limit=" + std::to_string(o.limit) + (o.ns.empty() ? "" : "&ns=" + query_escape(o.ns)));
     return r ? show(o, *r, dog::admin::objects_table) : 1;
   }
   if (drain->parsed()) {

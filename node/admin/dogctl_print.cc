@@ -11,7 +11,7 @@ std::string str(const nlohmann::json& j, const char* key) {
   const auto& v = j.at(key);
   if (v.is_string()) return v.get<std::string>();
   if (v.is_null()) return "";
-  return v.dump();
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string shorten(const std::string& id, bool full) { return full || id.size() <= 16 ? id : id.substr(0, 16); }
@@ -54,7 +54,9 @@ std::string objects_table(const nlohmann::json& objects, bool full) {
     for (const auto& o : objects.at("objects"))
       rows.push_back({str(o, "namespace"), str(o, "kind"), shorten(str(o, "id"), full),
                       shorten(str(o, "group"), full), str(o, "sockets"), str(o, "node")});
-  return table({"Namespace", "Kind", "Id", "Group", "Sockets", "Node"}, rows);
+  std::string out = table({"Namespace", "Kind", "Id", "Group", "Sockets", "Node"}, rows);
+  if (objects.value("truncated", false)) out += "(only the first " + std::to_string(rows.size()) + ": use --limit for more)\n";
+  return out;
 }
 
 std::string where_text(const nlohmann::json& where) {

@@ -13,7 +13,8 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
 
 // /members -> "Node  Address  Status  Incarnation  Load  HTTP" (like `serf members`).
 std::string members_table(const nlohmann::json& members);
-// /objects -> "Namespace  Kind  Id  Group  Sockets  Node" (ids shortened to 16 characters unless `full`).
+// /objects -> "Namespace  Kind  Id  Group  Sockets  Node" (ids shortened to 16 characters unless
+// `full`), and a last line saying the list was cut when the answer has "truncated": true.
 std::string objects_table(const nlohmann::json& objects, bool full);
 // /where -> "owner: N\nhost: M" lines.
 std::string where_text(const nlohmann::json& where);

@@ -16,7 +16,7 @@ void RpcMetrics::record(const std::string& method, const std::string& outcome, d
 std::string node_method_name(uint16_t id) {
   auto methods = capnp::Schema::from<rpc::wire::Node>().getMethods();
   if (id < methods.size()) return methods[id].getProto().getName();
-  return "method" + std::to_string(id);
+  return "unknown";  // a peer chooses the id: one label for all, never one per id
 }
 
 namespace {
@@ -59,8 +59,7 @@ class TimedNode final : public capnp::Capability::Server {
     context.releaseParams();
     auto rec = kj::heap<CallRecord>();
     rec->metrics = metrics_;
-    rec->method = interface_id == capnp::typeId<rpc::wire::Node>() ? node_method_name(method_id)
-                                                                    : "method" + std::to_string(method_id);
+    rec->method = interface_id == capnp::typeId<rpc::wire::Node>() ? node_method_name(method_id) : "unknown";
     auto& r = *rec;
     auto done = context.tailCall(kj::mv(request))
                     .then([&r]() { r.finish("ok"); },

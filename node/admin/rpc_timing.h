@@ -33,7 +33,9 @@ class RpcMetrics {
   std::map<std::string, Method> methods_;
 };
 
-// The name of wire::Node's method `id` ("identifyGroup"), or "method<id>" if unknown.
+// The name of wire::Node's method `id` ("identifyGroup"), or "unknown" for an id outside
+// rpc/dog.capnp's Node interface (calls on another interface are "unknown" too): the label set
+// is bounded by the schema, whatever ids peers send.
 std::string node_method_name(uint16_t id);
 
 rpc::wire::Node::Client timed(rpc::wire::Node::Client inner, std::shared_ptr<RpcMetrics> metrics);
