@@ -8,11 +8,14 @@ front of three dog-chat nodes, each with --admin, checked on /readyz.
 3. POST /drain on node2's admin port: HAProxy marks node2 DOWN (its /readyz answers 503), node2
    exits 0, its clients get 1001; every closed client reconnects through HAProxy, none of the
    new connections goes to node2, and all users chat again.
+4. Retries and idempotency, against a stub backend that answers 503 to everything but /readyz:
+   a GET is tried 3 times (retry-on 503, retries 2), a POST exactly once (disable-l7-retry).
 
 Usage: haproxy_test.py BIN_DIR. Skipped (exit 77) when haproxy is not installed
 (scripts/setup.sh installs it). Every wait is bounded; every process is stopped at the end.
 """
-import asyncio, csv, io, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import asyncio, csv, http.server, io, json, os, shutil, socket, subprocess, sys, tempfile, threading, time
+import urllib.request
 
 import websockets
 
@@ -63,8 +66,9 @@ def wait_stats(sock_path, pred, timeout=30):
     return haproxy_stats(sock_path)
 
 
-def post(url, timeout=10):
-    req = urllib.request.Request(url, method="POST", data=b"")
+def post(url, timeout=10, method="POST"):
+    """The status of `method url` (an empty body for POST)."""
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status
@@ -122,6 +126,54 @@ async def scenario(nodes, aports, lb_port, sock_path):
         await ws.close()
 
 
+class Stub503(http.server.BaseHTTPRequestHandler):
+    """200 to HAProxy's /readyz checks, 503 to every other request, counted per method."""
+    counts = {}
+
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        ok = self.path == "/readyz"
+        if not ok:
+            Stub503.counts[self.command] = Stub503.counts.get(self.command, 0) + 1
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *args):
+        pass
+
+
+def retries_are_idempotent(haproxy, tmp):
+    """The template in front of a stub that always answers 503: GET retried, POST not."""
+    stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub503)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    sport = stub.server_address[1]
+    lb_port, sock_path = cp.free_port(), os.path.join(tmp, "stub.sock")
+    cfg = os.path.join(tmp, "stub.cfg")
+    with open(cfg, "w") as f:
+        f.write(render(os.path.join(ROOT, "deploy", "haproxy", "haproxy.cfg.template"),
+                       {"DOG_LISTEN": f"127.0.0.1:{lb_port}", "DOG_HAPROXY_SOCKET": sock_path,
+                        "DOG_SERVERS": "\n  ".join(f"server stub{i} 127.0.0.1:{sport} check" for i in (1, 2))}))
+    lb = Proc([haproxy, "-db", "-f", cfg])
+    try:
+        check(cct.wait_port(lb_port), "HAProxy starts in front of the stub")
+        st = wait_stats(sock_path, lambda s: len(s) == 2 and all(v[0] == "UP" for v in s.values()))
+        check(len(st) == 2 and all(v[0] == "UP" for v in st.values()), f"the stub is UP ({st})")
+        for method in ("GET", "POST"):
+            status = post(f"http://127.0.0.1:{lb_port}/x", method=method)
+            check(status == 503, f"{method} through HAProxy: the stub's 503 ({status})")
+        check(Stub503.counts.get("GET") == 3, f"a GET that meets 503 is tried 3 times ({Stub503.counts})")
+        check(Stub503.counts.get("POST") == 1, f"a POST is sent once, never retried after a 503 ({Stub503.counts})")
+    finally:
+        lb.stop()
+        stub.shutdown()
+        stub.server_close()
+
+
 def main():
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not os.path.exists(haproxy):
@@ -159,6 +211,7 @@ def main():
         st = wait_stats(sock_path, lambda s: len(s) == 3 and all(v[0] == "UP" for v in s.values()))
         check(len(st) == 3 and all(v[0] == "UP" for v in st.values()), f"HAProxy's /readyz checks see 3 nodes UP ({st})")
         asyncio.run(asyncio.wait_for(scenario(nodes, aports, lb_port, sock_path), 180))
+        retries_are_idempotent(haproxy, tmp)
     finally:
         if lb:
             if cp.failures:
