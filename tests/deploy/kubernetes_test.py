@@ -27,7 +27,8 @@ sys.path.insert(0, HERE)
 from deployproc import cp, dog_env_names, finish  # noqa: E402
 from clusterproc import check  # noqa: E402
 
-KNOWN_API = {("v1", "Service"), ("v1", "Secret"), ("apps/v1", "StatefulSet"), ("policy/v1", "PodDisruptionBudget")}
+KNOWN_API = {("v1", "Service"), ("v1", "Secret"), ("apps/v1", "StatefulSet"), ("policy/v1", "PodDisruptionBudget"),
+             ("networking.k8s.io/v1", "NetworkPolicy")}
 GOPATH_DEBIAN = "/usr/share/gocode"
 
 
@@ -39,7 +40,7 @@ def port_of(hostport):
     return int(hostport.rsplit(":", 1)[1])
 
 
-def check_objects(docs, label, env_names, expect_replicas=None, expect_seeds=None):
+def check_objects(docs, label, env_names, expect_replicas=None, expect_seeds=None, expect_policy=True):
     docs = [d for d in docs if d]
     for d in docs:
         ok = d.get("apiVersion") and d.get("kind") and (d.get("metadata") or {}).get("name")
@@ -134,7 +135,37 @@ def check_objects(docs, label, env_names, expect_replicas=None, expect_seeds=Non
     check(len(pdbs) == 1 and subset(pdbs[0]["spec"]["selector"]["matchLabels"], labels)
           and (pdbs[0]["spec"].get("maxUnavailable") == 1 or "minAvailable" in pdbs[0]["spec"]),
           f"{label}: a PodDisruptionBudget over the pods")
+    if expect_policy:
+        check_network_policy(kinds.get("NetworkPolicy", []), label, labels, ports)
+    else:
+        check(not kinds.get("NetworkPolicy"), f"{label}: no NetworkPolicy")
     return secret["secretName"] if secret else None
+
+
+def check_network_policy(policies, label, labels, ports):
+    """One Ingress policy over the pods: http open, the cluster port from the pods only, the admin
+    port only from labelled namespaces (never from everywhere, never from a bare pod selector)."""
+    check(len(policies) == 1, f"{label}: one NetworkPolicy")
+    if len(policies) != 1:
+        return
+    spec = policies[0]["spec"]
+    check(subset(spec["podSelector"].get("matchLabels"), labels) and "Ingress" in spec.get("policyTypes", []),
+          f"{label}: the NetworkPolicy selects the pods and filters ingress")
+
+    def names(rule):  # the container port names a rule admits (numbers mapped back to names)
+        by_number = {p["containerPort"]: n for n, p in ports.items()}
+        return {by_number.get(p.get("port"), p.get("port")) for p in rule.get("ports", [])}
+    rules = spec.get("ingress", [])
+    admin_rules = [r for r in rules if "admin" in names(r) or not r.get("ports")]
+    check(bool(admin_rules) and all(r.get("from") and all(set(f) == {"namespaceSelector"}
+                                                          and f["namespaceSelector"].get("matchLabels") for f in r["from"])
+                                    for r in admin_rules),
+          f"{label}: the admin port is admitted only from namespaces selected by label ({admin_rules})")
+    check(any("http" in names(r) and not r.get("from") for r in rules), f"{label}: the http port is open to clients")
+    cluster = [r for r in rules if {"cluster-udp", "cluster-tcp"} <= names(r)]
+    check(len(cluster) == 1 and all(set(f) == {"podSelector"} and subset(f["podSelector"].get("matchLabels"), labels)
+                                    for f in cluster[0].get("from", [{}])),
+          f"{label}: the cluster port (UDP and TCP) only from the dog pods")
 
 
 def build_helmlite(build_dir):
@@ -212,8 +243,9 @@ def main():
         env = {e["name"]: e.get("value") for e in sts[0]["spec"]["template"]["spec"]["containers"][0]["env"]} if sts else {}
         check(env.get("DOG_LIMIT") == "50", "chart: extraEnv reaches the container")
 
-        docs = rendered({"replicas": 1, "clusterKey": {"existingSecret": "k"}})
-        check_objects(docs, "chart (1 replica)", env_names, expect_replicas=1, expect_seeds=1)
+        docs = rendered({"replicas": 1, "clusterKey": {"existingSecret": "k"}, "networkPolicy": {"enabled": False}})
+        check_objects(docs, "chart (1 replica, no NetworkPolicy)", env_names, expect_replicas=1, expect_seeds=1,
+                      expect_policy=False)
 
         r = helm(tool, tmp, {})
         check(r.returncode != 0 and "clusterKey" in r.stderr, "chart: rendering without a cluster key is refused")
