@@ -6,6 +6,7 @@ error paths (unreachable node, unknown namespace, DOG_ADMIN).
 Usage: dogctl_test.py BIN_DIR
 """
 import asyncio, json, os, subprocess, tempfile, urllib.error, urllib.request
+import http.client as httpclient  # not `http`: this file's http() helper has that name
 
 import websockets
 
@@ -116,6 +117,14 @@ with tempfile.TemporaryDirectory() as tmp:
         rooms += json.loads(dogctl(admins[2], "--json", "objects", "ROOM").stdout)["objects"]
         check(len(rooms) == 1 and rooms[0]["group"] == answers[0]["id"],
               "exactly one room Replica in the cluster, naming the lobby as its Group (DOG_ADMIN honoured)")
+        # --limit: each node answers at most that many and says when it cut its list.
+        for a in admins:
+            full = json.loads(dogctl(a, "--json", "objects").stdout)
+            cut = json.loads(dogctl(a, "--json", "objects", "--limit", "1").stdout)
+            check(len(cut["objects"]) == min(1, len(full["objects"])) and all(o in full["objects"] for o in cut["objects"])
+                  and cut.get("truncated", False) == (len(full["objects"]) > 1),
+                  f"dogctl objects --limit 1 on {a}: the first object, truncated iff there were more")
+        check(dogctl(admins[0], "objects", "--limit", "0").returncode != 0, "dogctl objects --limit 0 is refused")
         # A WebSocket through n1 counts on its room Replica and in the lobby's subscriptions.
         async def with_socket():
             async with websockets.connect(f"ws://127.0.0.1:{hports[0]}/ws?u=bob") as ws:
@@ -161,7 +170,7 @@ with tempfile.TemporaryDirectory() as tmp:
             def joining():
                 try:
                     return http(f"http://{lonely_admin}/readyz")
-                except urllib.error.URLError:
+                except (OSError, httpclient.HTTPException):  # URLError, refused, reset, cut short
                     return None
             # "starting" for the instant before the cluster starts, then "joining the cluster".
             check(poll(lambda: joining() == (503, "joining the cluster\n")), "/readyz while joining: 503 joining the cluster")
@@ -175,7 +184,7 @@ with tempfile.TemporaryDirectory() as tmp:
         try:
             st, body = http(f"http://{admins[2]}/readyz")
             check(st == 503 and body == "draining\n", f"/readyz during the drain: 503 draining ({st} {body!r})")
-        except urllib.error.URLError:  # the drain was already over (it has nothing to wait for)
+        except (OSError, httpclient.HTTPException):  # the drain was already over (it has nothing to wait for)
             print("note /readyz not observed during the drain: n3 had already exited", flush=True)
         try:
             rc = nodes[2].proc.wait(30)
