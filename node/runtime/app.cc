@@ -24,6 +24,7 @@ struct App::Impl {
   int64_t max_body_kib = 1024;
   size_t max_connections = node::HttpConfig::defaults().max_connections;
   int64_t drain_timeout_s = 10;
+  int64_t drain_grace_s = 0;
   ops::OpsFlags ops;  // --config, --print-config, --log-level, --log-format (node/ops/config.h)
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Group>()>>> groups;
   std::vector<std::pair<std::string, std::function<std::shared_ptr<Replica>()>>> replicas;
@@ -92,6 +93,11 @@ App::App() : impl_(std::make_unique<Impl>()) {
   impl_->cli.add_option("--drain-timeout", impl_->drain_timeout_s,
                         "seconds SIGTERM/SIGINT may take: leave the cluster, close WebSockets with 1001, finish requests")
       ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  impl_->cli.add_option("--drain-grace-s", impl_->drain_grace_s,
+                        "seconds a drain keeps serving with /readyz 503 before it starts, so health checks take "
+                        "the node out first (the stop then takes up to this plus --drain-timeout)")
+      ->check(CLI::Range(0, 600))
       ->capture_default_str();
 #ifdef DOG_WITH_CLUSTER
   node::cluster::add_cluster_flags(impl_->cli, impl_->cluster);
@@ -219,22 +225,17 @@ int App::run(int argc, char** argv) {
     ops::error("cannot_listen", "cannot listen on " + impl_->http + ": " + e.what(), {{"http", impl_->http}});
     return 1;
   }
-  // The drain: leave the membership at once (peers stop routing here and rebuild the Groups
-  // this node hosted from their own Replicas, docs/cluster.md), stop accepting, let in-flight
-  // requests finish, close WebSockets with 1001; exit 0 when both are done or at the deadline.
+  // The drain, after --drain-grace-s (0 by default): leave the membership (peers stop routing
+  // here and rebuild the Groups this node hosted from their own Replicas, docs/cluster.md), stop
+  // accepting, let in-flight requests finish, close WebSockets with 1001; exit 0 when both are
+  // done or at the deadline.
   asio::signal_set signals(loop.io(), SIGINT, SIGTERM);
   asio::steady_timer drain_deadline(loop.io());
+  asio::steady_timer drain_grace(loop.io());
   int drain_pending = 0;
   bool draining = false;
-  auto start_drain = [&] {  // SIGTERM, SIGINT or the admin endpoint's POST /drain
-    if (draining) return;
-    draining = true;
-#ifdef DOG_WITH_CLUSTER
-    if (admin) admin->set_phase(admin::Phase::kDraining);
-#endif
+  auto run_drain = [&] {
     const auto budget = std::chrono::seconds(impl_->drain_timeout_s);
-    ops::info("draining", "draining (at most " + std::to_string(impl_->drain_timeout_s) + " s)",
-              {{"timeout_s", impl_->drain_timeout_s}});
     drain_deadline.expires_after(budget);
     drain_deadline.async_wait([&](std::error_code e) {
       if (e) return;
@@ -255,6 +256,26 @@ int App::run(int argc, char** argv) {
     }
 #endif
     server.shutdown(budget * 8 / 10, step_done);
+  };
+  // SIGTERM, SIGINT or the admin endpoint's POST /drain: /readyz turns 503 at once; with
+  // --drain-grace-s the node keeps serving (and stays a member) that long, then drains.
+  auto start_drain = [&] {
+    if (draining) return;
+    draining = true;
+#ifdef DOG_WITH_CLUSTER
+    if (admin) admin->set_phase(admin::Phase::kDraining);
+#endif
+    const std::string msg = "draining (at most " + std::to_string(impl_->drain_timeout_s) + " s)";
+    if (impl_->drain_grace_s == 0) {
+      ops::info("draining", msg, {{"timeout_s", impl_->drain_timeout_s}});
+      return run_drain();
+    }
+    ops::info("draining", msg + " after a " + std::to_string(impl_->drain_grace_s) + " s grace",
+              {{"timeout_s", impl_->drain_timeout_s}, {"grace_s", impl_->drain_grace_s}});
+    drain_grace.expires_after(std::chrono::seconds(impl_->drain_grace_s));
+    drain_grace.async_wait([&](std::error_code e) {
+      if (!e) run_drain();
+    });
   };
   signals.async_wait([&](std::error_code ec, int) {
     if (!ec) start_drain();
