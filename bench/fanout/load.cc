@@ -1,7 +1,7 @@
 // dog-fanout-load: the client side of bench/fanout (driven by bench/fanout/run).
 //
 //   --ports P1,P2,..  --pids PID,..  --sockets N  [--bytes B] [--lat-msgs 50] [--lat-rate 5]
-//   [--sat-s 10]      broadcast benchmark against dog-fanout nodes on 127.0.0.1
+//   [--sat-s 10] [--window 256]  broadcast benchmark against dog-fanout nodes on 127.0.0.1
 //   --idle N --ports P                      open N idle sockets, print "ready", hold until stdin closes
 //   --floor N [--bytes B]                   the kernel floor: a forked writer sends the same frames
 //                                           to N loopback sockets, one write() per message, then 16 per writev
@@ -132,6 +132,7 @@ struct Bench {
   std::vector<Msg> msgs;    // by sequence number
   long settle_probes = 0;
   long received = 0, receivers_probed = 0;
+  long pub_echo = 0;  // messages (by sequence) the publisher got back from its own broadcasts
   size_t bytes = 64;
 
   void add(int port, bool publisher) {
@@ -158,8 +159,12 @@ struct Bench {
       }
       return;
     }
-    if (n < 2 || p[0] != 'M' || c.is_publisher) return;
+    if (n < 2 || p[0] != 'M') return;
     long seq = std::strtol(p + 1, nullptr, 10);
+    if (c.is_publisher) {  // its own broadcast came back: the window moves
+      pub_echo = std::max(pub_echo, seq + 1);
+      return;
+    }
     if (seq < 0 || size_t(seq) >= msgs.size()) return;
     double t = now_s();
     Msg& m = msgs[size_t(seq)];
@@ -291,7 +296,7 @@ double pct(std::vector<double> v, double p) {
 }
 
 int bench_main(const std::vector<long>& ports, const std::vector<long>& pids, long sockets, size_t bytes,
-               long lat_msgs, double lat_rate, double sat_s) {
+               long lat_msgs, double lat_rate, double sat_s, long window) {
   Bench b;
   b.bytes = bytes;
   b.ep = epoll_create1(0);
@@ -357,14 +362,16 @@ int bench_main(const std::vector<long>& ports, const std::vector<long>& pids, lo
       last.push_back((m.last - m.sent) * 1e3);
     }
 
-  // Saturation: the publisher writes as fast as its socket takes (the server slows it by not
-  // reading while fan-out queues are long), then a drain.
+  // Saturation: the publisher keeps `window` messages ahead of its own echo (it is in the room
+  // too), so the server always has work queued but the kernel buffers hold no more than a drain
+  // can deliver; then a drain.
   long base = lat_msgs;
+  std::fprintf(stderr, "fanout-load: saturation starts\n");
   double cpu1 = cpu(), self1 = self_cpu_s(), t1 = now_s();
   long recv1 = b.received;
   long sent = 0;
   while (now_s() - t1 < sat_s) {
-    while (b.out.size() < (256 << 10)) {
+    while (base + sent - b.pub_echo < window) {
       b.msgs.emplace_back();
       b.msgs.back().sent = now_s();
       b.publish(b.message(base + sent));
@@ -521,7 +528,7 @@ int floor_main(long n, size_t bytes) {
 int main(int argc, char** argv) {
   raise_nofile();
   std::vector<long> ports, pids;
-  long sockets = 10000, lat_msgs = 50, idle = 0, floor_n = 0;
+  long sockets = 10000, lat_msgs = 50, idle = 0, floor_n = 0, window = 256;
   double lat_rate = 5, sat_s = 10;
   size_t bytes = 64;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -534,6 +541,7 @@ int main(int argc, char** argv) {
     else if (k == "--lat-rate") lat_rate = std::stod(v);
     else if (k == "--sat-s") sat_s = std::stod(v);
     else if (k == "--idle") idle = std::stol(v);
+    else if (k == "--window") window = std::stol(v);
     else if (k == "--floor") floor_n = std::stol(v);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
@@ -546,5 +554,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (idle > 0) return idle_main(int(ports[0]), idle);
-  return bench_main(ports, pids, sockets, bytes, lat_msgs, lat_rate, sat_s);
+  return bench_main(ports, pids, sockets, bytes, lat_msgs, lat_rate, sat_s, window);
 }

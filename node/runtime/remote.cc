@@ -342,29 +342,45 @@ void Runtime::deliver_cast(rpc::wire::GroupCast::Reader cast) {
   auto body = cast.getBody();
   std::string_view text(body.begin(), body.size());
   bool self_too = cast.getSelf();
-  auto clients = it->second.clients;  // snapshot: a send may close a socket, which edits the list
   // Encoded once for every recipient on this node: each socket's queue takes a reference.
   const http::SharedFrames frames = http::make_frames(text, true);
-  const std::string& gid = it->first;
-  for (const auto& c : clients) {
-    bool hit = kind == rpc::wire::CastKind::WHISPER ? c.rid == target : (self_too || c.rid != sender);
-    if (!hit) continue;
-    if (auto s = c.local.lock()) {
-      s->send_text(text, frames);
-      if (s->ws_) fanout_.queued(gid, *s->ws_);
-      ++stats_.casts_delivered;
-    } else if (auto r = c.relay.lock()) {
-      relay_deliver(*r, text, frames);
-      if (auto w = relay_socket(*r)) fanout_.queued(gid, *w);
-      ++stats_.casts_delivered;
+  const std::string gid = it->first;  // a copy: a send may close the last socket and erase the entry
+  // The recipients (and the sender's own sockets here) are resolved first, because a send may
+  // close a socket, which edits the list. Copying the list instead cost a string allocation per
+  // recipient, the largest item in a saturated node's profile.
+  struct Target {
+    std::shared_ptr<Socket> local;
+    std::shared_ptr<EntryRelay> relay;
+    bool hit, sender;
+  };
+  std::vector<Target> targets;
+  targets.reserve(it->second.clients.size());
+  const bool whisper = kind == rpc::wire::CastKind::WHISPER;
+  for (const auto& c : it->second.clients) {
+    const bool is_sender = c.rid == sender;
+    const bool hit = whisper ? c.rid == target : (self_too || !is_sender);
+    if (!hit && !is_sender) continue;
+    Target t{c.local.lock(), nullptr, hit, is_sender};
+    if (!t.local) t.relay = c.relay.lock();
+    if (t.local || t.relay) targets.push_back(std::move(t));
+  }
+  for (const auto& t : targets) {
+    if (!t.hit) continue;
+    if (t.local) {
+      t.local->send_text(text, frames);
+      if (t.local->ws_) fanout_.queued(gid, *t.local->ws_);
+    } else {
+      relay_deliver(*t.relay, text, frames);
+      if (auto w = relay_socket(*t.relay)) fanout_.queued(gid, *w);
     }
+    ++stats_.casts_delivered;
   }
   // Overload: while a receiver here is behind, the sender's sockets on this node stop being read.
   if (!fanout_.behind(gid)) return;
-  for (const auto& c : clients) {
-    if (c.rid != sender) continue;
-    if (auto s = c.local.lock()) fanout_.published(gid, s->ws_);
-    else if (auto r = c.relay.lock()) fanout_.published(gid, relay_socket(*r));
+  for (const auto& t : targets) {
+    if (!t.sender) continue;
+    if (t.local) fanout_.published(gid, t.local->ws_);
+    else fanout_.published(gid, relay_socket(*t.relay));
   }
 }
 
