@@ -112,6 +112,10 @@ TEST_CASE("admin limits: a query value that is not UTF-8 is a 400, never a 500",
   CHECK(n.get_json("/where?ns=LOBBY&name=%FF", 400).contains("error"));
   CHECK(n.get_json("/objects?ns=%FF", 400).contains("error"));
   CHECK(n.call("GET", "/healthz").status == 200);
+  // A name from the network that is not UTF-8 (a member's) is written with U+FFFD, no throw.
+  auto r = admin::json_response(200, Json{{"name", "n\xFF" "1"}});
+  CHECK(r.status == 200);
+  CHECK(nlohmann::json::parse(r.body)["name"] == "n\xEF\xBF\xBD" "1");
 }
 
 TEST_CASE("admin limits: RPC method ids outside the schema are counted as unknown", "[admin]") {
