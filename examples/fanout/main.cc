@@ -14,7 +14,6 @@
 //   text frame too; the contract covers text messages only.
 #include <CLI/CLI.hpp>
 #include <cstdint>
-#include <cstdio>
 #include <random>
 #include <string>
 
@@ -47,18 +46,23 @@ struct Members : dog::Replica {
   }
 };
 
-// Each connection is its own request id, so the Group counts it as one slot. Random per process
-// (nodes never collide) and then counted.
+// Each connection is its own request id, so the Group counts it as one slot: 8 base-36 digits
+// drawn at random per process (nodes never collide) and then a base-36 counter. Up to 15
+// characters in all, so every copy the runtime keeps (socket, pool, index) fits in std::string's
+// inline buffer: no heap block per copy.
 std::string next_connection_id() {
-  static const uint64_t prefix = [] {
+  static const char* kDigits = "0123456789abcdefghijklmnopqrstuvwxyz";
+  static const std::string prefix = [] {
     std::random_device rd;
-    return (uint64_t{rd()} << 32) ^ rd();
+    uint64_t r = (uint64_t{rd()} << 32) ^ rd();
+    std::string p(8, '0');
+    for (auto& c : p) c = kDigits[r % 36], r /= 36;
+    return p;
   }();
   static uint64_t counter = 0;
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%016llx-%llu", static_cast<unsigned long long>(prefix),
-                static_cast<unsigned long long>(++counter));
-  return buf;
+  std::string id = prefix;
+  for (uint64_t n = ++counter; n > 0; n /= 36) id.push_back(kDigits[n % 36]);
+  return id;
 }
 
 }  // namespace
