@@ -5,6 +5,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 #include <functional>
+#include <memory>
 #include <unordered_set>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct HttpServer::State {
     return read_buf;
   }
   std::vector<char> read_buf;
+
+  // WebSockets with frames queued during this turn. One posted handler flushes them all (each
+  // still in one sendmsg), instead of one posted handler per socket: a broadcast to 10,000
+  // sockets costs one handler, not 10,000. Weak: an open session is kept alive by its reads.
+  std::vector<std::weak_ptr<WsSession>> flush_list;
+  bool flush_posted = false;
 
   // Called whenever a connection or socket goes away; completes a pending shutdown.
   void maybe_drained();

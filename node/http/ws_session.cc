@@ -253,14 +253,29 @@ void WsSession::send_close(uint16_t code, std::string_view reason) {
   });
 }
 
-// Batches every frame queued during this loop turn into one write.
+// Batches every frame queued during this loop turn into one write per socket, and every socket
+// with frames queued into one posted handler.
 void WsSession::schedule_flush() {
   if (flush_scheduled_ || writing_) return;
   flush_scheduled_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    self->flush_scheduled_ = false;
-    self->flush();
-  });
+  server_->flush_list.push_back(weak_from_this());
+  if (server_->flush_posted) return;
+  server_->flush_posted = true;
+  asio::post(socket_.get_executor(), [server = server_] { flush_all(server); });
+}
+
+void WsSession::flush_all(const std::shared_ptr<HttpServer::State>& server) {
+  server->flush_posted = false;
+  std::vector<std::weak_ptr<WsSession>> list;
+  list.swap(server->flush_list);  // sends made by flushes below start a new list (and handler)
+  for (auto& weak : list) {
+    if (auto self = weak.lock()) {
+      self->flush_scheduled_ = false;
+      self->flush();
+    }
+  }
+  list.clear();
+  if (server->flush_list.empty()) server->flush_list.swap(list);  // keep the capacity
 }
 
 // One sendmsg carries everything queued (up to kMaxIov pieces). Whatever the kernel did not

@@ -64,6 +64,7 @@ class WsSession final : public http::WebSocket,
   bool fits(size_t extra) const;
   bool overflow();
   void schedule_flush();
+  static void flush_all(const std::shared_ptr<HttpServer::State>& server);
   void flush();
   void read();
   void read_ready();
