@@ -11,7 +11,8 @@
 // * A room is a DOG Group ("ROOM"); its Replicas ("MEMBERS") hold up to --limit sockets each,
 //   and the Group opens more Replicas (spread over the cluster's nodes) as the room grows.
 // * The DOG API does not tell text from binary messages, so a binary message is relayed as a
-//   text frame too; the contract covers text messages only.
+//   text frame too if it is valid UTF-8, and dropped if not (as a text frame it would make every
+//   receiver close with 1007); the contract covers text messages only.
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <random>
@@ -39,6 +40,7 @@ struct Members : dog::Replica {
   }
 
   dog::Task<void> onmessage(dog::Socket& socket, std::string_view data) override {
+    if (!dog::http::valid_utf8(data)) co_return;  // a binary message that cannot be text
     // A JSON string is sent as its raw text (Runtime::serialize): the bytes arrive unchanged,
     // encoded once per node and shared by every recipient's queue there.
     dog::Json text = std::string(data);
@@ -70,7 +72,10 @@ std::string next_connection_id() {
 int main(int argc, char** argv) {
   dog::App app;
   int limit = 1000;
-  app.cli().add_option("--limit", limit, "most sockets per Replica of a room")->capture_default_str();
+  app.cli()
+      .add_option("--limit", limit, "most sockets per Replica of a room")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
   app.add_group("ROOM", [&limit] {
     auto room = std::make_shared<Room>();
     room->limit = limit;

@@ -61,16 +61,21 @@ class WebSocket {
   // Bytes queued but not yet accepted by the kernel.
   virtual size_t buffered_bytes() const = 0;
 
-  // Inbound flow control: while paused, no more bytes are read from the peer, so TCP pushes
-  // back on a client that sends faster than its handler keeps up. Frames already read are
-  // still delivered. Idempotent.
   // Once the connection has ended (from on_close on): true when it did not end with the peer's
   // close frame — no close frame at all, a protocol error this side detected (1002/1007/1009),
   // a failed write, or the send cap. A peer's close frame, whatever its code, is not an error.
   virtual bool ended_by_error() const { return false; }
 
+  // Inbound flow control: while paused, no more bytes are read from the peer, so TCP pushes
+  // back on a client that sends faster than its handler keeps up. Frames already read are
+  // still delivered. Idempotent.
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
 };
+
+// True if `s` is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points past
+// U+10FFFF), the rule for a text frame's payload. An app that sends a binary message on as
+// text checks it first, or every compliant receiver closes with 1007.
+bool valid_utf8(std::string_view s);
 
 }  // namespace dog::http

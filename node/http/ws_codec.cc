@@ -244,6 +244,8 @@ std::string close_payload(uint16_t code, std::string_view reason) {
 
 namespace dog::http {
 
+bool valid_utf8(std::string_view s) { return ws::valid_utf8(s); }
+
 SharedFrames make_frames(std::string_view payload, bool text) {
   auto frames = std::make_shared<std::string>();
   frames->reserve(payload.size() + 14);

@@ -6,14 +6,16 @@ Single node (default):
   * every text message reaches every socket of its room, the sender included, as a text frame
     with the same bytes (ASCII, JSON-looking text, UTF-8, 100 KB); nothing else is received;
   * rooms are isolated; no room parameter (or an empty one) is the room `lobby`;
-  * with --limit 2, five sockets of one room (at least three Replicas) all get every message.
+  * a binary message that is not UTF-8 is dropped, a UTF-8 one goes out as text;
+  * with --limit 2, five sockets of one room all get every message, held by 3+ Replicas of at
+    most 2 sockets each (the admin endpoint's /objects).
 --cluster: three nodes (--limit 2); two sockets connected to each node's own port, each sends
   one message and every socket on every node gets all six (Replicas and the Group are spread
   over the nodes, so messages cross nodes); another room on the same nodes stays apart.
 
 Usage: fanout_e2e.py BIN_DIR [--cluster]. Every wait is bounded; every process is stopped.
 """
-import asyncio, os, sys, tempfile, urllib.request
+import asyncio, json, os, sys, tempfile, urllib.request
 
 import websockets
 
@@ -67,6 +69,13 @@ async def single(port):
     # r1 never sees r2's message: the next thing a and b receive is r1's own marker.
     got = await round_trip([b], [a, b], ["r1 marker"])
     check(got == [["r1 marker"], ["r1 marker"]], "rooms are isolated (r1 saw nothing from r2)")
+    # A binary message that is not UTF-8 cannot go out as text (every receiver would close with
+    # 1007): it is dropped; a valid one goes out as text. The marker shows what arrived.
+    await a.send(b"\xff\xfe not utf-8")
+    got = await round_trip([a, b], [a, b], [b"binary but utf-8", "r1 marker 2"])
+    check(all(same_messages(g, ["binary but utf-8", "r1 marker 2"]) for g in got),
+          f"a non-UTF-8 binary message is dropped, a UTF-8 one relayed as text: {got}")
+    check(a.open and b.open, "both sockets stay open")
 
     lobby1 = await websockets.connect(base)
     lobby2 = await websockets.connect(base + "?room=lobby")
@@ -77,11 +86,16 @@ async def single(port):
         await ws.close()
 
 
-async def many_replicas(port):
+async def many_replicas(port, admin):
     socks = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?room=big") for _ in range(5)]
     texts = [f"from {i}" for i in range(5)]
     got = await round_trip(socks, socks, texts)
     check(all(same_messages(g, texts) for g in got), "--limit 2, 5 sockets (3+ Replicas): all get all 5")
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/objects?ns=MEMBERS", timeout=10) as r:
+        objects = json.loads(r.read())["objects"]
+    sockets = sorted(o["sockets"] for o in objects)
+    check(len(objects) >= 3 and max(sockets) <= 2 and sum(sockets) == 5,
+          f"the room has 3+ Replicas of at most 2 sockets each (admin /objects: {sockets})")
     for ws in socks:
         await ws.close()
 
@@ -106,12 +120,12 @@ async def cluster(ports):
 
 def run_single():
     for limit, scenario in ((None, single), (2, many_replicas)):
-        port = cp.free_port()
-        args = ["--http", f"127.0.0.1:{port}"] + (["--limit", str(limit)] if limit else [])
+        port, admin = cp.free_port(), cp.free_port()
+        args = ["--http", f"127.0.0.1:{port}"] + (["--limit", str(limit), "--admin", f"127.0.0.1:{admin}"] if limit else [])
         node = cp.Node(args)
         try:
             check(node.wait_line(lambda l: l.startswith("dog: serving on")), f"dog-fanout {' '.join(args)} serves")
-            asyncio.run(scenario(port))
+            asyncio.run(scenario(port, admin) if limit else scenario(port))
         finally:
             node.stop()
             if cp.failures:
