@@ -218,7 +218,7 @@ void Runtime::maybe_evict_group(Namespace& group_ns, const std::string& gid) {
   auto it = gc.groups.find(gid);
   if (it == gc.groups.end()) return;
   const GroupHost& h = *it->second;
-  if (h.identifying || !h.waiters.empty() || h.inflight > 0 || !h.core.replicas().empty()) return;
+  if (h.identifying || !h.waiters.empty() || h.inflight > 0 || h.core.size() != 0) return;
   gc.groups.erase(it);
   ++stats_.evicted[group_ns.name()];
   if (cluster_) unregister(group_ns, gid);
