@@ -197,7 +197,7 @@ TEST_CASE("a syntax error or an unreadable file is refused in one line", "[confi
   }
 }
 
-TEST_CASE("deep nesting is refused before the recursive parser sees it; brackets in strings and comments do not count", "[config]") {
+TEST_CASE("deep nesting is refused before the recursive parser sees it, and brackets in strings and comments do not count", "[config]") {
   std::string deep = "join = " + std::string(100000, '[') + "\n";
   ConfigError e = refused(deep);
   CHECK(e.kind() == Kind::kSyntax);
