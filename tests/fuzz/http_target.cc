@@ -92,7 +92,8 @@ void check_responses(std::string_view out) {
       if (out.size() >= n && (n == 0 || out.substr(n, 9) == "HTTP/1.1 " || out.size() == n)) out.remove_prefix(n);
       continue;
     }
-    if (head.find("\r\nTransfer-Encoding: chunked") != std::string_view::npos) {
+    // A HEAD answer announces chunked and sends no body: the next response follows at once.
+    if (head.find("\r\nTransfer-Encoding: chunked") != std::string_view::npos && out.substr(0, 9) != "HTTP/1.1 ") {
       for (;;) {
         size_t nl = out.find("\r\n");
         if (nl == std::string_view::npos) return;  // cut by a close: allowed after an error
