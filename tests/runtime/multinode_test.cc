@@ -338,25 +338,36 @@ TEST_CASE("cluster: a Group being rebuilt casts to every member until all surviv
     c.nodes.at(n)->mgr->mark_dead(gnode);
   }
   std::string owner = c.group_owner();
+  // `late`: the survivor other than the owner with the most users whose Replica survived.
+  auto kept_on = [&](const std::string& n) {
+    return std::count_if(users.begin(), users.end(), [&](const User& u) { return u.entry == n && replica_node_of[u.name] != gnode; });
+  };
   std::string late;
   for (auto& n : survivors)
-    if (n != owner) late = n;  // the last one in name order
+    if (n != owner && (late.empty() || kept_on(n) > kept_on(late))) late = n;
   for (auto& n : survivors)
     if (n != late) c.rt(n).node_gone(gnode);
   c.nodes.erase(gnode);
 
-  // A sender whose socket and Replica are on informed nodes; receivers whose sockets are on
-  // `late` and whose Replicas survived.
+  // A sender whose Replica is on an informed node (placement is random, so one may have to be
+  // connected now, at the new owner); receivers (not the sender: a broadcast skips it) whose
+  // sockets are on `late` and whose Replicas survived.
+  auto survived = [&](const User& u) { return u.entry != gnode && replica_node_of[u.name] != gnode; };
+  auto informed_replica = [&](const User& u) { return survived(u) && replica_node_of[u.name] != late; };
+  for (int i = 0; i < 64 && std::none_of(users.begin(), users.end(), informed_replica); ++i) {
+    users.push_back(c.connect("extra" + std::to_string(i), owner));
+    replica_node_of[users.back().name] = c.replica_hosts().at(c.replica_of(users.back().name));
+  }
   User* sender = nullptr;
   std::vector<User*> on_late;
+  for (auto& u : users)  // preferably one whose socket is not on `late`
+    if (informed_replica(u) && (!sender || (sender->entry == late && u.entry != late))) sender = &u;
   for (auto& u : users) {
-    auto rn = replica_node_of[u.name];
-    if (u.entry == gnode || rn == gnode) continue;
-    if (!sender && u.entry != late && rn != late) sender = &u;
-    else if (u.entry == late) on_late.push_back(&u);
+    if (survived(u) && u.entry == late && &u != sender) on_late.push_back(&u);  // broadcast skips self
   }
   REQUIRE(sender);
   REQUIRE_FALSE(on_late.empty());
+  INFO("owner " << owner << " late " << late << " sender " << sender->name << " at " << sender->entry);
   c.say(*sender, "b:during-rebuild");
   CHECK(c.wait([&] {
     for (auto* u : on_late)
