@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <kj/debug.h>
+
 namespace dog::wire {
 
 std::optional<routing::ObjectId> id_of(const std::string& hex) {
@@ -47,7 +49,9 @@ http::Request request_of(rpc::wire::RequestHead::Reader head, capnp::Data::Reade
   http::Request req;
   req.method = head.getMethod();
   req.target = head.getPath();
-  for (auto h : head.getHeaders()) req.headers.add(h.getName(), h.getValue());
+  auto headers = head.getHeaders();
+  KJ_REQUIRE(headers.size() <= kMaxRelayedHeaders, "too many headers in a relayed request", headers.size());
+  for (auto h : headers) req.headers.add(h.getName(), h.getValue());
   req.body.assign(reinterpret_cast<const char*>(body.begin()), body.size());
   return req;
 }

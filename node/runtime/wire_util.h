@@ -23,8 +23,12 @@ inline kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
 }
 void set_ref(rpc::wire::ObjectRef::Builder b, const std::string& ns, const std::string& hex);
 void set_head(rpc::wire::RequestHead::Builder b, const http::Request& req);
-// The request a head describes; header count and sizes are bounded by the caller's reader
-// limits (the connection's traversal limit).
+// At most this many headers in a relayed request (the front door's HttpConfig::max_headers is
+// 100 by default). The traversal limit alone allowed ~1 M: a list of empty structs costs one
+// word per element, so 218 bytes from a peer became a 64 MiB vector of Headers (fuzz_node_calls).
+constexpr unsigned kMaxRelayedHeaders = 1024;
+// The request a head describes; throws (a failed call) if it has more than kMaxRelayedHeaders
+// headers. Sizes are bounded by the caller's reader limits (the connection's traversal limit).
 http::Request request_of(rpc::wire::RequestHead::Reader head, capnp::Data::Reader body);
 
 }  // namespace dog::wire
