@@ -121,6 +121,9 @@ std::string AdminServer::render_metrics() const {
   w.counter("dog_reroutes_total", "'Not here, try X' answers followed", d(rs.reroutes));
   w.counter("dog_relays_closed_total", "Relayed client sockets closed with 1012 (their Replica's node is gone)",
             d(rs.relays_closed_1012));
+  w.counter("dog_duplicates_retired_total",
+            "Copies of objects retired after a partition healed (the id's owner kept its own; sockets closed with 1012)",
+            d(rs.duplicates_retired));
   w.counter("dog_remote_call_errors_total", "Calls to other nodes that failed", d(rs.remote_errors));
 
   if (front_door_) front_door_metrics(w, front_door_->stats());

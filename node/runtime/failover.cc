@@ -50,8 +50,32 @@ bool Runtime::register_host(const std::string& hex, const std::string& host) {
   }
   if (host == self_) return true;
   if (find_group(hex)) return false;  // two activations: ours (the owner's) is kept
+  for (const auto& [name, cls] : classes_)
+    if (!cls.is_group && cls.replicas.count(hex)) return false;  // the same for any object
   directory_[hex] = host;
   return true;
+}
+
+void Runtime::retire_duplicate(Namespace& ns, const std::string& hex, const std::string& owner) {
+  Class& c = class_of(ns);
+  auto it = c.replicas.find(hex);
+  if (it == c.replicas.end() || owner == self_) return;
+  std::shared_ptr<Replica> rep = it->second;  // its sockets and requests keep it until they end
+  c.replicas.erase(it);
+  auto& st = *rep->state_;
+  if (st.idle_timer) st.idle_timer->cancel();
+  std::vector<std::shared_ptr<Socket>> sockets;
+  for (auto& e : st.pool)
+    for (auto& s : e.sockets) sockets.push_back(s);
+  for (auto& s : sockets) s->close(1012, "duplicate activation retired");
+  remember_route(hex, owner);
+  ++stats_.duplicates_retired;
+  ++stats_.evicted[ns.name()];
+  if (cluster_) cluster_->publish_load(static_cast<uint32_t>(c.replicas.size()));
+  ops::warn("duplicate_retired",
+            "object " + hex.substr(0, 12) + " was live here and on its owner " + owner + ": ours retired, " +
+                std::to_string(sockets.size()) + " sockets closed with 1012",
+            {{"object", hex}, {"owner", owner}, {"sockets", sockets.size()}});
 }
 
 std::string Runtime::known_host(const std::string& hex) const {
@@ -192,8 +216,10 @@ void Runtime::register_with_owner(Namespace& ns, bool is_group, const std::strin
       .then(
           [this, alive, is_group, nsp, hex, owner](bool conflict) {
             // Two activations (a partition healed, or a join raced an identify): the owner's
-            // copy is kept and ours joins it.
-            if (*alive && conflict && is_group) hand_over_group(*nsp, hex, owner);
+            // copy is kept; a Group of ours joins it, any other object of ours is retired.
+            if (!*alive || !conflict) return;
+            if (is_group) hand_over_group(*nsp, hex, owner);
+            else retire_duplicate(*nsp, hex, owner);
           },
           [this, alive, is_group, nsp, hex, owner, attempts](kj::Exception&&) {
             // The owner may not have taken us back yet (a heal, a refutation): retry while the

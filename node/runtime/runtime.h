@@ -147,8 +147,14 @@ class Runtime {
   // rebuild the Groups it hosted from the Replicas here.
   void node_gone(const std::string& node);
   // Directory: `host` holds a live activation of `hex` (an object this node owns the id of).
-  // False if this node holds one too: the caller must hand its copy over (hand_over_group).
+  // False if this node holds one too: the caller's copy must go (a Group is handed over with
+  // hand_over_group; any other object is retired with retire_duplicate).
   bool register_host(const std::string& hex, const std::string& host);
+  // Two activations of the non-Group object `hex` (a partition healed): the id's owner `owner`
+  // keeps its copy. Ours leaves this node's tables at once (requests here go to `owner`), its
+  // sockets are closed with 1012 so their clients reconnect to the kept copy, and it is
+  // destroyed when its last socket and request are done. Its state is not merged.
+  void retire_duplicate(Namespace& ns, const std::string& hex, const std::string& owner);
   // Where this node knows a live activation of `hex` to be: self, a registered host, or "".
   std::string known_host(const std::string& hex) const;
   // Gives the Group `gid` (hosted here) to `to` with its state: each Replica's slots and request
@@ -222,6 +228,7 @@ class Runtime {
     uint64_t casts_delivered = 0;   // socket deliveries made by deliver_cast
     uint64_t reroutes = 0;          // "not here" answers followed
     uint64_t relays_closed_1012 = 0;
+    uint64_t duplicates_retired = 0;  // copies of non-Group objects retired for the owner's
     uint64_t remote_errors = 0;
     uint64_t objects_refused = 0;   // creations refused at RuntimeConfig::max_live_objects
     // Objects created and idle-evicted on this node, by namespace binding (/metrics).

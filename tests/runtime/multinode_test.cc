@@ -268,6 +268,34 @@ TEST_CASE("cluster: after a partition heals, a Group live on both sides becomes 
   }
 }
 
+TEST_CASE("cluster: after a partition heals, a Replica id live on two nodes keeps only its owner's copy", "[cluster]") {
+  Cluster c(3);
+  const std::string hex = c.rt("n0").env()["ROOM"].id_from_name("solo").hex();
+  const std::string owner = c.nodes.begin()->second->port.owner(*routing::id_from_string("ROOM", hex).id);
+  std::vector<std::string> others;
+  for (auto& m : c.shared.members)
+    if (m != owner) others.push_back(m);
+  auto holders = [&] {
+    std::vector<std::string> out;
+    for (auto& [n, node] : c.nodes)
+      if (node->rt->peer(node->rt->env()["ROOM"], hex)) out.push_back(n);
+    return out;
+  };
+  // Two activations of one id, as two sides of a partition can make them (Replicas are reached
+  // only through their Group's identify, so the test activates them directly).
+  c.partition({{owner}, others});
+  c.rt(owner).replica(c.rt(owner).env()["ROOM"], hex);
+  c.rt(others[0]).replica(c.rt(others[0]).env()["ROOM"], hex);
+  REQUIRE(holders().size() == 2);
+
+  c.heal();
+  // The other node registered its copy with the id's owner, was told "conflict", and retired it.
+  REQUIRE(c.wait([&] { return holders() == std::vector<std::string>{owner}; }));
+  CHECK(c.rt(others[0]).stats().duplicates_retired == 1);
+  CHECK(c.rt(owner).stats().duplicates_retired == 0);
+  CHECK(c.rt(others[0]).locate(c.rt(others[0]).env()["ROOM"], hex) == owner);
+}
+
 TEST_CASE("cluster: a node declared dead that comes back re-asserts its Replicas and sockets", "[cluster]") {
   Cluster c(3);
   std::string owner = c.group_owner();
