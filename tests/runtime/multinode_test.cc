@@ -268,6 +268,13 @@ TEST_CASE("cluster: after a partition heals, a Group live on both sides becomes 
   }
 }
 
+// A Replica reached by its id (the stub a Group's identify returns, without the Group).
+static Task<Response> fetch_by_id(Runtime& rt, std::string hex, Request req) {
+  auto& ns = rt.env()["ROOM"];
+  auto stub = ns.get(ns.id_from_string(hex));
+  co_return co_await stub.fetch(req);
+}
+
 TEST_CASE("cluster: after a partition heals, a Replica id live on two nodes keeps only its owner's copy", "[cluster]") {
   Cluster c(3);
   const std::string hex = c.rt("n0").env()["ROOM"].id_from_name("solo").hex();
@@ -287,10 +294,29 @@ TEST_CASE("cluster: after a partition heals, a Replica id live on two nodes keep
   c.rt(owner).replica(c.rt(owner).env()["ROOM"], hex);
   c.rt(others[0]).replica(c.rt(others[0]).env()["ROOM"], hex);
   REQUIRE(holders().size() == 2);
+  // A client socket on each copy (the headers a Group's identify sets; no Group here).
+  auto open_socket = [&](const std::string& user, const std::string& node) {
+    Request req = Cluster::upgrade_request(user);
+    req.headers.set("x-dog-replica-identifier", hex);
+    req.headers.set("x-dog-client-identifier", user);
+    req.headers.set("x-dog-group-identifier", "");
+    Response res = c.run(fetch_by_id(c.rt(node), hex, std::move(req)));
+    INFO(res.status << " " << res.body);
+    REQUIRE(res.websocket);
+    User u{user, node, std::make_shared<TestSocket>(), res.websocket};
+    u.ws->id_ = c.next_socket++;
+    u.handler->on_open(u.ws);
+    return u;
+  };
+  User kept = open_socket("a", owner);
+  User moved = open_socket("b", others[0]);
 
   c.heal();
-  // The other node registered its copy with the id's owner, was told "conflict", and retired it.
+  // The other node registered its copy with the id's owner, was told "conflict", and retired it:
+  // its client is told 1012 (reconnect), the owner's is not touched.
   REQUIRE(c.wait([&] { return holders() == std::vector<std::string>{owner}; }));
+  REQUIRE(c.wait([&] { return moved.ws->close_code == 1012; }));
+  CHECK(kept.ws->open);
   CHECK(c.rt(others[0]).stats().duplicates_retired == 1);
   CHECK(c.rt(owner).stats().duplicates_retired == 0);
   CHECK(c.rt(others[0]).locate(c.rt(others[0]).env()["ROOM"], hex) == owner);
