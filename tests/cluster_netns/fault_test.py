@@ -21,20 +21,21 @@ during a partition merged into the owner's ("handed over"), and every socket the
 fault closed reconnected and ready. After that the load runs --post seconds more; every message
 sent outside the window must then reach every session connected throughout (history.py rules).
 "No object live twice": after convergence every user's user:list (gossip over the Group's
-Replicas) is exactly the set of users, and every broadcast of the post phase reaches each user
-exactly once (the duplicate rule).
+Replicas) is exactly the set of users, every broadcast of the post phase reaches each user
+exactly once (the duplicate rule), and no object id is listed by two nodes' /objects (admin).
 
 Needs root, iproute2, nftables and python3-websockets; runs only with DOG_NETNS_TESTS=1,
 otherwise exits 77 (CTest SKIP_RETURN_CODE).
 """
-import argparse, asyncio, atexit, ctypes, os, shutil, signal, subprocess, sys, tempfile, threading, time
+import argparse, asyncio, atexit, ctypes, json, os, shutil, signal, subprocess, sys, tempfile, threading, time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import chatload, history, netns  # noqa: E402
 
 SKIP = 77
-HTTP_PORT, CLUSTER_PORT = 8080, 7946
+HTTP_PORT, CLUSTER_PORT, ADMIN_PORT = 8080, 7946, 9090
 failures = []  # (what, known): known = one of the checks an --expect-fail bug may break
 procs = []  # every node process we started, for the exit paths
 
@@ -57,7 +58,8 @@ class Node:
         self.name, self.ns, self.ip = "host%d" % idx, ns, ip
         argv = ["ip", "netns", "exec", ns, binary, "--http", "%s:%d" % (ip, HTTP_PORT),
                 "--bind", "%s:%d" % (ip, CLUSTER_PORT), "--name", self.name, "--preset", preset,
-                "--cluster-key-file", key, "--limit", "2", "--drain-timeout", "10"]
+                "--cluster-key-file", key, "--limit", "2", "--drain-timeout", "10",
+                "--admin", "%s:%d" % (ip, ADMIN_PORT)]
         if join:
             argv += ["--join", "%s:%d" % (netns.host_ip(1), CLUSTER_PORT)]
         self.lines, self.cv = [], threading.Condition()
@@ -194,6 +196,28 @@ async def scenario(args, nodes, hosts):
             bad.setdefault(what, []).append("%s@host%d" % (u.name, u.session.node + 1 if u.session else 0))
     check(not bad, "after convergence every user's user:list is exactly the %d users%s"
           % (len(everyone), "".join("\n       %s: seen by %s" % kv for kv in bad.items())), known=True)
+
+    # No object live twice, as the nodes themselves report it (the admin endpoint's /objects).
+    def live_twice():
+        where = {}
+        for n in nodes:
+            if n.proc.poll() is not None:
+                continue  # killed or drained: holds nothing
+            try:
+                with urllib.request.urlopen("http://%s:%d/objects?limit=100000" % (n.ip, ADMIN_PORT), timeout=5) as r:
+                    objs = json.load(r)["objects"]
+            except Exception as e:  # noqa: BLE001 - an unreachable admin port is reported as such
+                return {"(admin of %s unreachable: %s)" % (n.name, e): []}
+            for o in objs:
+                where.setdefault((o["namespace"], o["id"]), []).append(n.name)
+        seen[0] = len(where)
+        return {k: v for k, v in where.items() if len(v) > 1}
+    seen = [0]  # distinct live objects in the last look (the users' Group and Replicas: never 0)
+    await chatload.wait_for(lambda: not live_twice(), 15, step=0.5)
+    twice = live_twice()
+    check(seen[0] > 0 and not twice, "after convergence no object is live on two nodes (/objects of every node: "
+          "%d objects)%s" % (seen[0], "".join("\n       %s/%s on %s" % (k[0], k[1][:12], v)
+                                             for k, v in list(twice.items())[:10])))
     await load.stop()
 
     t1 = window_end()
