@@ -18,7 +18,13 @@ class WsSession;
 
 struct HttpServer::State {
   State(Loop& l, HttpConfig c, http::Handler h)
-      : loop(l), config(c), handler(std::move(h)), acceptor(l.io()), drain_timer(l.io()), accept_timer(l.io()) {}
+      : loop(l),
+        config(c),
+        handler(std::move(h)),
+        acceptor(l.io()),
+        drain_timer(l.io()),
+        accept_timer(l.io()),
+        keepalive_timer(l.io()) {}
 
   Loop& loop;
   HttpConfig config;
@@ -48,6 +54,10 @@ struct HttpServer::State {
   // sockets costs one handler, not 10,000. Weak: an open session is kept alive by its reads.
   std::vector<std::weak_ptr<WsSession>> flush_list;
   bool flush_posted = false;
+
+  // The keepalive sweep over `sockets` (WsSession::arm_keepalive_sweep): one timer per server.
+  asio::steady_timer keepalive_timer;
+  bool keepalive_armed = false;
 
   // Called whenever a connection or socket goes away; completes a pending shutdown.
   void maybe_drained();

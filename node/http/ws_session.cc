@@ -20,9 +20,7 @@ WsSession::WsSession(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::s
       socket_(std::move(socket)),
       handler_(std::move(handler)),
       id_(id),
-      decoder_(ws::Role::kServer, server_->config.max_ws_message_bytes),
-      close_timer_(server_->loop.io()),
-      keepalive_timer_(server_->loop.io()) {
+      decoder_(ws::Role::kServer, server_->config.max_ws_message_bytes) {
   server_->sockets.insert(this);
   server_->stats.ws_opened++;
   server_->stats.ws_open++;
@@ -30,6 +28,7 @@ WsSession::WsSession(std::shared_ptr<HttpServer::State> server, asio::ip::tcp::s
 
 WsSession::~WsSession() {
   server_->sockets.erase(this);
+  if (server_->sockets.empty()) server_->keepalive_timer.cancel();  // no pending wait outlives the sessions
   server_->stats.ws_open--;
   server_->maybe_drained();
 }
@@ -49,7 +48,12 @@ void WsSession::start(std::string_view leftover) {
   }
   if (!leftover.empty() && state_ != State::kClosed) decoder_.feed(leftover, *this);
   if (state_ != State::kClosed) read();
-  arm_keepalive();
+  arm_keepalive_sweep(server_);
+}
+
+WsSession::Closing& WsSession::closing() {
+  if (!closing_) closing_ = std::make_unique<Closing>(server_->loop.io());
+  return *closing_;
 }
 
 void WsSession::resume_reading() {
@@ -64,7 +68,7 @@ void WsSession::read() {
   socket_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](std::error_code ec) {
     self->reading_ = false;
     if (self->state_ == State::kClosed) return;
-    if (ec) return self->finish(self->close_code_, self->close_reason_);
+    if (ec) return self->finish(self->close_code_, self->close_reason());
     self->read_ready();
   });
 }
@@ -81,7 +85,7 @@ void WsSession::read_ready() {
     if (ec) {
       // The peer went away without a close frame (or after ours): 1006 unless we already
       // agreed on a code in the closing handshake.
-      return finish(close_code_, close_reason_);
+      return finish(close_code_, close_reason());
     }
     heard_ = true;
     decoder_.feed(std::string_view(buf.data(), n), *this);
@@ -112,26 +116,48 @@ void WsSession::on_ping(std::string_view payload) {
 
 void WsSession::on_pong(std::string_view) {}
 
-void WsSession::arm_keepalive() {
-  auto interval = server_->config.ws_ping_interval;
-  if (interval.count() <= 0 || state_ == State::kClosed) return;
-  keepalive_timer_.expires_after(interval);
-  keepalive_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-    if (ec || self->state_ == State::kClosed) return;
-    if (self->heard_) {
-      self->heard_ = false;
-      self->ping_outstanding_ = false;
-    } else if (!self->ping_outstanding_ && !self->paused_) {
-      self->ping_outstanding_ = true;
-      std::string ping;
-      ws::encode_frame(ping, ws::Opcode::kPing, "");
-      self->enqueue(ping);
-    } else if (!self->paused_) {
-      self->server_->stats.timeouts++;
-      return self->abort(ws::close_code::kAbnormal, "peer stopped answering pings");
+void WsSession::arm_keepalive_sweep(const std::shared_ptr<HttpServer::State>& server) {
+  auto interval = server->config.ws_ping_interval;
+  if (interval.count() <= 0 || server->keepalive_armed) return;
+  server->keepalive_armed = true;
+  server->keepalive_timer.expires_after(interval);
+  // Weak: the timer lives in the State, and must not keep it alive.
+  server->keepalive_timer.async_wait([weak = std::weak_ptr<HttpServer::State>(server)](std::error_code ec) {
+    auto server = weak.lock();
+    if (!server) return;
+    server->keepalive_armed = false;
+    if (server->sockets.empty()) return;  // cancelled by the last session: the next one re-arms it
+    if (!ec) {
+      // keepalive_tick() runs no handler code, so the set does not change under this walk; the
+      // aborts (which do run on_close) come after it.
+      std::vector<std::shared_ptr<WsSession>> dead;
+      for (WsSession* s : server->sockets)
+        if (s->keepalive_tick()) dead.push_back(s->shared_from_this());
+      for (auto& s : dead) {
+        server->stats.timeouts++;
+        s->abort(ws::close_code::kAbnormal, "peer stopped answering pings");
+      }
     }
-    self->arm_keepalive();
+    arm_keepalive_sweep(server);  // also after a cancel that a new session outlived
   });
+}
+
+bool WsSession::keepalive_tick() {
+  if (state_ == State::kClosed) return false;
+  if (heard_) {
+    heard_ = false;
+    ping_outstanding_ = false;
+    return false;
+  }
+  if (paused_) return false;  // we stopped reading it: its pong would not be seen
+  if (ping_outstanding_) return true;
+  if (close_sent_) return false;  // the close handshake has its own deadline
+  ping_outstanding_ = true;
+  std::string ping;
+  ws::encode_frame(ping, ws::Opcode::kPing, "");
+  queue_.push_owned(ping);  // past the cap, like a close frame: tiny, and overflow() runs hooks
+  schedule_flush();
+  return false;
 }
 
 void WsSession::on_close(uint16_t code, std::string_view reason) {
@@ -139,7 +165,7 @@ void WsSession::on_close(uint16_t code, std::string_view reason) {
   if (!close_sent_) {
     // Echo the peer's code (RFC 6455 §5.5.1); a close without a code is answered with 1000.
     close_code_ = code;
-    close_reason_ = std::string(reason);
+    set_close_reason(reason);
     send_close(code == ws::close_code::kNoStatus ? ws::close_code::kNormal : code, reason);
   }
   maybe_finish();
@@ -149,7 +175,7 @@ void WsSession::on_protocol_error(uint16_t code, std::string_view why) {
   server_->stats.ws_protocol_errors++;
   protocol_error_ = true;
   close_code_ = code;
-  close_reason_ = std::string(why);
+  set_close_reason(why);
   send_close(code, why);  // then close without waiting: the peer already broke the protocol
   maybe_finish();
 }
@@ -158,7 +184,7 @@ void WsSession::on_protocol_error(uint16_t code, std::string_view why) {
 // own or broken the protocol.
 void WsSession::maybe_finish() {
   if (close_sent_ && (peer_closed_ || decoder_.failed()) && !writing_ && queue_.empty())
-    finish(close_code_, close_reason_);
+    finish(close_code_, close_reason());
 }
 
 // True if `extra` more bytes stay within the per-socket send cap.
@@ -177,8 +203,8 @@ bool WsSession::overflow() {
   backlogged_ = false;
   notify_drained();  // nothing is held back for this socket any more: a fan-out lets go now
   close_code_ = kTryAgainLater;
-  close_reason_ = "receiver too slow";
-  send_close(close_code_, close_reason_);
+  set_close_reason("receiver too slow");
+  send_close(close_code_, close_reason());
   return false;
 }
 
@@ -186,8 +212,8 @@ bool WsSession::overflow() {
 void WsSession::arm_slow_deadline() {
   auto timeout = server_->config.ws_slow_timeout;
   if (timeout.count() <= 0) return;
-  close_timer_.expires_after(timeout);  // close_timer_ is free while the socket is open
-  close_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+  close_timer().expires_after(timeout);  // the close timer is free while the socket is open
+  close_timer().async_wait([self = shared_from_this()](std::error_code ec) {
     if (!ec && self->state_ == State::kOpen && self->backlogged_) self->overflow();
   });
 }
@@ -232,7 +258,7 @@ void WsSession::close(uint16_t code, std::string_view reason) {
   if (state_ != State::kOpen) return;
   if (!ws::valid_close_code(code)) code = ws::close_code::kNormal;
   close_code_ = code;
-  close_reason_ = std::string(reason);
+  set_close_reason(reason);
   send_close(code, reason);
 }
 
@@ -247,9 +273,9 @@ void WsSession::send_close(uint16_t code, std::string_view reason) {
   queue_.push_owned(frame);  // a close frame is allowed past the cap: it is tiny and final
   schedule_flush();
   // Bound the wait for the peer's close frame.
-  close_timer_.expires_after(server_->config.ws_close_timeout);
-  close_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
-    if (!ec && self->state_ != State::kClosed) self->finish(self->close_code_, self->close_reason_);
+  close_timer().expires_after(server_->config.ws_close_timeout);
+  close_timer().async_wait([self = shared_from_this()](std::error_code ec) {
+    if (!ec && self->state_ != State::kClosed) self->finish(self->close_code_, self->close_reason());
   });
 }
 
@@ -278,7 +304,7 @@ void WsSession::flush_all(const std::shared_ptr<HttpServer::State>& server) {
   if (server->flush_list.empty()) server->flush_list.swap(list);  // keep the capacity
 }
 
-// One sendmsg carries everything queued (up to kMaxIov pieces). Whatever the kernel did not
+// One sendmsg (or send(), for a single piece) carries everything queued (up to kMaxIov pieces). Whatever the kernel did not
 // take waits for writability, and then again leaves in one call with whatever was queued since.
 void WsSession::flush() {
   if (writing_ || state_ == State::kClosed) return;
@@ -289,10 +315,18 @@ void WsSession::flush() {
   }
   constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
   iovec iov[kMaxIov];
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = queue_.gather(iov, kMaxIov);
-  ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  const size_t pieces = queue_.gather(iov, kMaxIov);
+  ssize_t n;
+  if (pieces == 1) {
+    // The common case of a fan-out to idle sockets: send() spares the kernel the msghdr copy
+    // and the iovec import of sendmsg.
+    n = ::send(socket_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } else {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = pieces;
+    n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   server_->stats.ws_write_calls++;
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -312,7 +346,7 @@ void WsSession::flush() {
   }
   if (backlogged_) {
     backlogged_ = false;
-    if (state_ == State::kOpen) close_timer_.cancel();  // the slow-receiver deadline
+    if (state_ == State::kOpen) cancel_close_timer();  // the slow-receiver deadline
     notify_drained();
   }
   maybe_finish();
@@ -338,8 +372,7 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   std::error_code ec;
-  close_timer_.cancel();
-  keepalive_timer_.cancel();
+  cancel_close_timer();
   socket_.shutdown(asio::socket_base::shutdown_both, ec);
   socket_.close(ec);
   queue_.clear();

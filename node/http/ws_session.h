@@ -50,6 +50,13 @@ class WsSession final : public http::WebSocket,
   // Capacity of this socket's buffers, for HttpServer::buffer_bytes().
   size_t retained_bytes() const { return queue_.retained_bytes() + decoder_.retained_bytes(); }
 
+  // Keepalive for every WebSocket of a server from one timer (HttpConfig::ws_ping_interval),
+  // instead of a timer and a pending wait per socket: each interval, a socket that sent nothing
+  // since the last one is pinged, and one that stayed silent after its ping is aborted (1006).
+  // A socket is so dropped between two and three intervals after its last inbound byte. Armed
+  // by the first session; it stops itself once the server has no sessions.
+  static void arm_keepalive_sweep(const std::shared_ptr<HttpServer::State>& server);
+
  private:
   enum class State { kOpen, kClosing, kClosed };
 
@@ -75,6 +82,21 @@ class WsSession final : public http::WebSocket,
   // fully written the handler's on_drain runs. Past ws_slow_timeout in between: overflow().
   bool backlogged_ = false;
   void arm_slow_deadline();
+  // What only a closing or backlogged socket needs, made on first use so that an idle socket
+  // holds none of it (~150 bytes): the timer of the close handshake and of the slow-receiver
+  // deadline, and the close reason.
+  struct Closing {
+    explicit Closing(asio::io_context& io) : timer(io) {}
+    asio::steady_timer timer;
+    std::string reason;
+  };
+  Closing& closing();
+  asio::steady_timer& close_timer() { return closing().timer; }
+  void cancel_close_timer() {
+    if (closing_) closing_->timer.cancel();
+  }
+  std::string_view close_reason() const { return closing_ ? std::string_view(closing_->reason) : std::string_view(); }
+  void set_close_reason(std::string_view why) { closing().reason.assign(why); }
   static constexpr uint16_t kTryAgainLater = 1013;
   void finish(uint16_t code, std::string_view reason);
 
@@ -93,12 +115,12 @@ class WsSession final : public http::WebSocket,
   bool paused_ = false;
   bool notified_ = false;
   uint16_t close_code_ = http::ws::close_code::kAbnormal;
-  std::string close_reason_;
   SendQueue queue_;  // everything not yet accepted by the kernel
-  asio::steady_timer close_timer_;
-  // Keepalive: any inbound bytes count as life. One timer, checked once per interval.
-  void arm_keepalive();
-  asio::steady_timer keepalive_timer_;
+  std::unique_ptr<Closing> closing_;
+  // Keepalive: any inbound bytes count as life; the server's sweep calls this once per interval.
+  // True: the peer never answered the last ping (the sweep then aborts it). Never runs handler
+  // code, so the sweep can walk the session set while ticking.
+  bool keepalive_tick();
   bool heard_ = true;
   bool ping_outstanding_ = false;
 };
