@@ -399,6 +399,10 @@ Task<Response> Runtime::fetch(Stub& stub, Request& req) {
       ident->claimed = true;
       if (ident->claim_done) *ident->claim_done = true;
       if (ident->claim_timer) ident->claim_timer->cancel();
+      // The cancelled handler holds its own references; the Identity lives as long as the
+      // connection (one per WebSocket), so it keeps neither (~180 bytes per idle socket).
+      ident->claim_timer.reset();
+      ident->claim_done.reset();
     } else if (ident->group_node == self_) {
       if (auto* core = group_core(*ident->group_ns, ident->gid))
         core->acquire(hex);  // each fetch holds one slot for its duration
