@@ -56,8 +56,14 @@ WsSession::Closing& WsSession::closing() {
   return *closing_;
 }
 
+void WsSession::pause_reading() {
+  paused_ = true;
+  if (state_ != State::kClosed && !paused_self_) paused_self_ = shared_from_this();
+}
+
 void WsSession::resume_reading() {
   if (!paused_) return;
+  auto self = std::move(paused_self_);  // released when this call returns, after read() armed
   paused_ = false;
   read();
 }
@@ -387,6 +393,7 @@ void WsSession::finish(uint16_t code, std::string_view reason) {
   }
   // Handlers commonly hold the WebSocket they were given; dropping ours breaks that cycle.
   handler_.reset();
+  auto self = std::move(paused_self_);  // a paused session is no longer kept open (freed on return)
 }
 
 }  // namespace dog::node

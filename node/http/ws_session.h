@@ -39,7 +39,9 @@ class WsSession final : public http::WebSocket,
   bool is_open() const override { return state_ == State::kOpen; }
   uint64_t id() const override { return id_; }
   size_t buffered_bytes() const override { return queue_.bytes(); }
-  void pause_reading() override { paused_ = true; }
+  // While reading is paused the session owns itself (no read may be pending to keep it alive,
+  // and a handler may hold it only weakly); resume_reading() or the close gives that up.
+  void pause_reading() override;
   bool ended_by_error() const override { return !peer_closed_ || protocol_error_; }
   void resume_reading() override;
 
@@ -113,6 +115,7 @@ class WsSession final : public http::WebSocket,
   bool writing_ = false;
   bool reading_ = false;
   bool paused_ = false;
+  std::shared_ptr<WsSession> paused_self_;  // set while paused and open: see pause_reading()
   bool notified_ = false;
   uint16_t close_code_ = http::ws::close_code::kAbnormal;
   SendQueue queue_;  // everything not yet accepted by the kernel

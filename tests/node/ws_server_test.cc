@@ -399,6 +399,52 @@ TEST_CASE("pause_reading stops delivery until resume_reading, and nothing is los
   CHECK(h->got == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4", "m5"});
 }
 
+TEST_CASE("a paused WebSocket that its handler holds only weakly stays open until resumed", "[ws][flow]") {
+  // Regression: with no read, write or timer pending, nothing owned a paused session, so it was
+  // freed and its connection cut without a close frame. The runtime's relay of a client socket
+  // to a Replica on another node holds its WebSocket weakly and pauses it under load.
+  struct WeakPauser : dog::http::WebSocketHandler {
+    Loop* loop = nullptr;
+    std::weak_ptr<WebSocket> ws;
+    std::vector<std::string> got;
+    std::unique_ptr<asio::steady_timer> t;
+    bool gone_while_paused = false;
+    void on_open(const std::shared_ptr<WebSocket>& s) override { ws = s; }
+    void on_message(const std::shared_ptr<WebSocket>& s, std::string_view d, bool) override {
+      got.emplace_back(d);
+      if (got.size() == 1) {
+        s->pause_reading();
+        s->send("paused");
+        t = std::make_unique<asio::steady_timer>(loop->io(), std::chrono::milliseconds(150));
+        t->async_wait([this](std::error_code) {
+          if (auto w = ws.lock()) w->resume_reading();
+          else gone_while_paused = true;
+        });
+      }
+      if (got.size() == 3) s->send("all three");
+    }
+  };
+  Loop loop;
+  auto h = std::make_shared<WeakPauser>();
+  h->loop = &loop;
+  HttpServer server(loop, HttpConfig::testing(), [h](Request&) -> asio::awaitable<Response> {
+    co_return Response::accept_websocket(h);
+  });
+  Frame done, paused_ack;
+  with_server(loop, server, [&](uint16_t port) {
+    WsClient c(port);
+    c.send(ws::Opcode::kText, "m0");
+    paused_ack = c.next();
+    c.send(ws::Opcode::kText, "m1");
+    c.send(ws::Opcode::kText, "m2");
+    done = c.next();
+  });
+  CHECK(paused_ack.payload == "paused");
+  CHECK_FALSE(h->gone_while_paused);
+  CHECK(done.payload == "all three");
+  CHECK(h->got == std::vector<std::string>{"m0", "m1", "m2"});
+}
+
 TEST_CASE("keepalive pings a silent peer and drops one that never answers", "[ws][keepalive]") {
   Loop loop;
   auto echo = std::make_shared<Echo>();
