@@ -123,8 +123,13 @@ Task<Runtime::FetchOutcome> Runtime::fetch_remote(const std::string& node, Names
         return o;
       }
       auto r2 = res.getResponse();
+      auto headers = r2.getHead().getHeaders();
+      if (headers.size() > wire::kMaxRelayedHeaders) {  // a peer's list is bounded like a request's
+        o.fo.response = Response::text(502, "the object's response has too many headers\n");
+        return o;
+      }
       o.fo.response.status = r2.getHead().getStatus();
-      for (auto h : r2.getHead().getHeaders()) o.fo.response.headers.add(h.getName(), h.getValue());
+      for (auto h : headers) o.fo.response.headers.add(h.getName(), h.getValue());
       auto b = r2.getBody();
       o.fo.response.body.assign(reinterpret_cast<const char*>(b.begin()), b.size());
       if (r2.hasSocket()) o.socket = r2.getSocket();

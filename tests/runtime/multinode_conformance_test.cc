@@ -80,6 +80,20 @@ TEST_CASE("cross-node conformance 10 and 13: a remote Replica's plain response r
   REQUIRE(c.wait([&] { return c.slots(sid) == 0; }));
 }
 
+TEST_CASE("cross-node: a Replica's response with more headers than a relayed head may carry is a 502 at the entry node", "[cluster]") {
+  Cluster c(3);
+  std::string entry;
+  std::string sid = remote_everything(c, entry);
+  Response res = c.request(entry, "p1", get("/many-headers"));
+  CHECK(res.status == 502);
+  CHECK(res.headers.get("x-h0") == std::nullopt);
+  REQUIRE(c.wait([&] { return c.slots(sid) == 0; }));  // the refused answer released its slot
+  // Served on the Replica's own node, the same response is whole.
+  Response local = c.request(c.replica_hosts().at(sid), "p2", get("/many-headers"));
+  CHECK(local.status == 200);
+  CHECK(local.headers.get("x-h1099").has_value());
+}
+
 TEST_CASE("cross-node conformance 11, 12 and 30: a remote WebSocket keeps its slot until it closes, a failed upgrade frees it", "[cluster][dog]") {
   Cluster c(3);
   std::string entry;

@@ -70,6 +70,11 @@ struct Room : Replica {
   Task<Response> receive(Request& req) override {
     if (req.is_websocket_upgrade()) co_return co_await connect(req);
     if (req.path() == "/boom") throw std::runtime_error("receive bug");
+    if (req.path() == "/many-headers") {  // more than a relayed head may carry (wire::kMaxRelayedHeaders)
+      auto res = Response::text(200, "many");
+      for (int i = 0; i < 1100; ++i) res.headers.add("x-h" + std::to_string(i), "v");
+      co_return res;
+    }
     co_return Response::text(200, "room " + uid());
   }
   Task<void> onmessage(Socket& s, std::string_view data) override {
