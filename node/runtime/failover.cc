@@ -49,9 +49,7 @@ bool Runtime::register_host(const std::string& hex, const std::string& host) {
     return true;
   }
   if (host == self_) return true;
-  if (find_group(hex)) return false;  // two activations: ours (the owner's) is kept
-  for (const auto& [name, cls] : classes_)
-    if (!cls.is_group && cls.replicas.count(hex)) return false;  // the same for any object
+  if (known_host(hex) == self_) return false;  // two activations of a Group or any object: ours (the owner's) is kept
   directory_[hex] = host;
   return true;
 }
