@@ -199,6 +199,7 @@ async def scenario(args, nodes, hosts):
 
     # No object live twice, as the nodes themselves report it (the admin endpoint's /objects).
     def live_twice():
+        """(distinct live objects, those listed by two or more nodes)."""
         where = {}
         for n in nodes:
             if n.proc.poll() is not None:
@@ -207,17 +208,15 @@ async def scenario(args, nodes, hosts):
                 with urllib.request.urlopen("http://%s:%d/objects?limit=100000" % (n.ip, ADMIN_PORT), timeout=5) as r:
                     objs = json.load(r)["objects"]
             except Exception as e:  # noqa: BLE001 - an unreachable admin port is reported as such
-                return {"(admin of %s unreachable: %s)" % (n.name, e): []}
+                return 0, {"(admin of %s unreachable: %s)" % (n.name, e): []}
             for o in objs:
                 where.setdefault((o["namespace"], o["id"]), []).append(n.name)
-        seen[0] = len(where)
-        return {k: v for k, v in where.items() if len(v) > 1}
-    seen = [0]  # distinct live objects in the last look (the users' Group and Replicas: never 0)
-    await chatload.wait_for(lambda: not live_twice(), 15, step=0.5)
-    twice = live_twice()
-    check(seen[0] > 0 and not twice, "after convergence no object is live on two nodes (/objects of every node: "
-          "%d objects)%s" % (seen[0], "".join("\n       %s/%s on %s" % (k[0], k[1][:12], v)
-                                             for k, v in list(twice.items())[:10])))
+        return len(where), {k: v for k, v in where.items() if len(v) > 1}
+    await chatload.wait_for(lambda: not live_twice()[1], 15, step=0.5)
+    seen, twice = live_twice()  # the users' Group and Replicas: never 0 objects
+    check(seen > 0 and not twice, "after convergence no object is live on two nodes (/objects of every node: "
+          "%d objects)%s" % (seen, "".join("\n       %s/%s on %s" % (k[0], k[1][:12], v)
+                                          for k, v in list(twice.items())[:10])))
     await load.stop()
 
     t1 = window_end()
